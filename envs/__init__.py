@@ -1,0 +1,48 @@
+"""SteerBench driving tasks: highway-env tracks, a dashcam rig and a privileged teacher.
+
+Importing the package registers the gymnasium ids:
+
+    SteerBench/Racetrack-v0        highway-env's racetrack (2 lanes)
+    SteerBench/RacetrackLarge-v0   highway-env's racetrack-large (3 lanes)
+    SteerBench/Oval-v0             highway-env's oval (3 lanes)
+    SteerBench/SineRoad-v0         an open sine road (2 lanes)
+    SteerBench/Procedural-v0       a procedural closed track; kwarg track_seed
+    SteerBench/CustomTrack-v0      a track from a spec file; kwarg track_file
+
+Every id takes the keyword arguments camera=, traffic= and config= (see DrivingEnv).
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from .camera import Camera, CameraConfig, MapTexture, map_texture
+from .config import ConfigError, build_config
+from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
+from .procedural import TEST_SEEDS, TRAIN_SEEDS, check_training_seed, procedural_spec, procedural_track
+from .teacher import Teacher, TeacherConfig, return_to_centre_curvature
+from .tracks import BUILTIN_TRACKS, LanePath, Track, TrackSpecError, builtin_track, load_track_file, track_from_spec
+from .vehicle import MAX_CURVATURE, curvature_to_steering, steering_to_curvature
+
+ENTRY_POINT = "envs.driving_env:DrivingEnv"
+ENV_IDS = {
+    "SteerBench/Racetrack-v0": {"track": "racetrack"},
+    "SteerBench/RacetrackLarge-v0": {"track": "racetrack-large"},
+    "SteerBench/Oval-v0": {"track": "oval"},
+    "SteerBench/SineRoad-v0": {"track": "sine-road"},
+    "SteerBench/Procedural-v0": {"track": "procedural", "track_seed": 0},
+    "SteerBench/CustomTrack-v0": {"track": "custom"},
+}
+
+for _id, _kwargs in ENV_IDS.items():
+    if _id not in gym.registry:
+        # Episodes are truncated by EnvConfig.max_steps, so no TimeLimit wrapper is added here.
+        gym.register(id=_id, entry_point=ENTRY_POINT, kwargs=_kwargs)
+
+__all__ = [
+    "BUILTIN_TRACKS", "ENV_IDS", "MAX_CURVATURE", "TEST_SEEDS", "TRAIN_SEEDS", "Camera", "CameraConfig",
+    "ConfigError", "DrivingEnv", "EnvConfig", "LanePath", "MapTexture", "Teacher", "TeacherConfig", "Track",
+    "TrackSpecError", "TrafficConfig", "build_config", "builtin_track", "check_training_seed",
+    "curvature_to_steering", "load_track_file", "map_texture", "procedural_spec", "procedural_track",
+    "resolve_track", "return_to_centre_curvature", "steering_to_curvature", "track_from_spec",
+]

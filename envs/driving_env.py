@@ -1,0 +1,366 @@
+"""DrivingEnv: lane keeping from a dashcam on highway-env roads.
+
+The ego car (highway-env's kinematic bicycle) drives at the track's cruise speed; the policy only
+steers, with the path curvature as its action. The observation is the centre camera's RGB frame.
+Optional traffic is highway-env's IDM vehicles; touching one is a collision. `info` reports the
+state a benchmark needs (offset from the lane centre, heading error, the teacher's action, progress,
+failures) and a dict of named reward terms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from highway_env.road.road import Road
+from highway_env.vehicle.behavior import IDMVehicle
+
+from .camera import Box, Camera, CameraConfig, map_texture
+from .config import ConfigError, build_config, require
+from .procedural import procedural_track
+from .teacher import Teacher, TeacherConfig
+from .topdown import chase_view, draw_car, map_image
+from .tracks import BUILTIN_TRACKS, Track, builtin_track, load_track_file, wrap_angle
+from .vehicle import MAX_CURVATURE, EgoVehicle, curvature_to_steering
+
+RESET_OPTIONS = ("lateral_offset", "heading_error", "lane", "start_s")
+TRAFFIC_COLORS = ((40, 90, 180), (230, 200, 60), (225, 225, 225), (40, 40, 45), (120, 160, 90), (150, 90, 170))
+"""Traffic vehicle colours; red is kept for the ego car in top-down views."""
+EGO_COLOR = (220, 40, 40)
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """Other vehicles: highway-env IDM vehicles that keep their lane."""
+
+    vehicles: int = 0
+    """Number of traffic vehicles (0: no traffic)."""
+    other_lane_speed: tuple[float, float] = (0.5, 0.9)
+    """Speed range of vehicles in lanes other than the ego's, as a fraction of the cruise speed
+    (the ego overtakes them). Vehicles in the ego's lane drive at the cruise speed."""
+    min_gap_m: float = 25.0
+    """Smallest gap along the track between spawned vehicles, the ego included [m]."""
+
+    def __post_init__(self) -> None:
+        require(0 <= self.vehicles <= 64, f"traffic vehicles must be 0..64, got {self.vehicles}")
+        lo, hi = self.other_lane_speed
+        require(0 < lo <= hi <= 1.5, f"other_lane_speed must satisfy 0 < low <= high <= 1.5, got {self.other_lane_speed}")
+        require(self.min_gap_m >= 8, f"min_gap_m must be at least 8 m, got {self.min_gap_m}")
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Simulation, episode and rendering settings of a DrivingEnv."""
+
+    policy_hz: float = 10.0
+    """Policy steps per second."""
+    sim_substeps: int = 2
+    """Integration steps of the vehicle dynamics per policy step."""
+    cruise_speed: float | None = None
+    """Ego speed [m/s]; None uses the track's own cruise speed."""
+    max_steps: int = 3000
+    """Episode length in policy steps before truncation."""
+    terminate_on_failure: bool = True
+    """End the episode at the first off-road or collision (False: the caller handles failures)."""
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    """The privileged teacher that labels states."""
+    render_size: int = 320
+    """Side of the square top-down view returned by render() in rgb_array mode [px]."""
+    render_ppm: float = 4.0
+    """Scale of the top-down view [pixels per metre]."""
+
+    def __post_init__(self) -> None:
+        require(1.0 <= self.policy_hz <= 100.0, f"policy_hz must be 1..100, got {self.policy_hz}")
+        require(1 <= self.sim_substeps <= 20, f"sim_substeps must be 1..20, got {self.sim_substeps}")
+        require(self.cruise_speed is None or 1.0 <= self.cruise_speed <= 30.0,
+                f"cruise_speed must be 1..30 m/s or None, got {self.cruise_speed}")
+        require(self.max_steps >= 1, f"max_steps must be positive, got {self.max_steps}")
+
+
+def resolve_track(track: str | Track = "racetrack", track_seed: int | None = None,
+                  track_file: str | Path | None = None) -> Track:
+    """A Track from a built-in name, a procedural seed or a spec file."""
+    if isinstance(track, Track):
+        return track
+    if track == "procedural":
+        if track_seed is None:
+            raise ValueError("the procedural track needs track_seed=<non-negative integer>")
+        return procedural_track(int(track_seed))
+    if track == "custom":
+        if track_file is None:
+            raise ValueError("the custom track needs track_file=<path to a .json/.yaml track spec>")
+        return load_track_file(track_file)
+    if track in BUILTIN_TRACKS:
+        return builtin_track(track)
+    raise ValueError(
+        f"unknown track {track!r}; use one of {', '.join(BUILTIN_TRACKS)}, 'procedural' (with "
+        "track_seed) or 'custom' (with track_file)"
+    )
+
+
+def _traffic_config(traffic: Any) -> TrafficConfig:
+    if traffic is None or traffic is False:
+        return TrafficConfig()
+    if traffic is True:
+        return TrafficConfig(vehicles=8)
+    if isinstance(traffic, (int, np.integer)):
+        return TrafficConfig(vehicles=int(traffic))
+    return build_config(TrafficConfig, traffic, where="traffic")
+
+
+class DrivingEnv(gym.Env):
+    """Steer a car along its lane from dashcam frames. See the module docstring."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, track: str | Track = "racetrack", *, track_seed: int | None = None,
+                 track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
+                 config: Any = None, render_mode: str | None = None):
+        self.track = resolve_track(track, track_seed, track_file)
+        self.camera_config = build_config(CameraConfig, camera, where="camera")
+        self.traffic_config = _traffic_config(traffic)
+        self.config = build_config(EnvConfig, config, where="config")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"unsupported render_mode {render_mode!r}; supported: 'rgb_array' or None")
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": self.config.policy_hz}
+        self.camera = Camera(self.camera_config)
+        self.map = map_texture(self.track, self.camera_config.map_ppm)
+        self.teacher = Teacher(self.config.teacher)
+        self.speed = self.config.cruise_speed or self.track.speed
+        self.dt = 1.0 / (self.config.policy_hz * self.config.sim_substeps)
+        c = self.camera_config
+        self.observation_space = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
+        self.action_space = spaces.Box(-MAX_CURVATURE, MAX_CURVATURE, (1,), np.float32)
+        self.road: Road | None = None
+        self.vehicle: EgoVehicle | None = None
+
+    # --- episode --------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        unknown = [k for k in options if k not in RESET_OPTIONS]
+        if unknown:
+            raise ValueError(f"unknown reset option {unknown[0]!r}; valid options are: {', '.join(RESET_OPTIONS)}")
+        rng = self.np_random
+        lane = options.get("lane")
+        lane = int(rng.integers(self.track.lanes)) if lane is None else int(lane)
+        if not 0 <= lane < self.track.lanes:
+            raise ValueError(f"lane must be 0..{self.track.lanes - 1} on {self.track.name}, got {lane}")
+        self.lane = lane
+        self.path = self.track.paths[lane]
+        start_s = options.get("start_s")
+        if start_s is None:
+            start_s = rng.uniform(0.0, self.path.length) if self.track.closed else rng.uniform(20.0, 80.0)
+        d0 = float(options.get("lateral_offset", 0.0))
+        psi0 = float(options.get("heading_error", 0.0))
+        if not (math.isfinite(d0) and math.isfinite(psi0) and math.isfinite(float(start_s))):
+            raise ValueError("reset options lateral_offset, heading_error and start_s must be finite numbers")
+        x, y, h = self.path.pose_at(float(start_s), d0)
+        self.road = Road(network=self.track.network, np_random=rng)
+        self.vehicle = EgoVehicle(self.road, np.array([x, y]), heading=h + psi0, speed=self.speed)
+        self.road.vehicles.append(self.vehicle)
+        self._seg, self._s, _, _ = self.path.project(x, y)
+        self._progress = 0.0
+        self._steps = 0
+        self._spawn_traffic()
+        self._update_state()
+        self.last_frame = self.render_view()
+        return self.last_frame, self._info()
+
+    def _spawn_traffic(self) -> None:
+        cfg, track, rng = self.traffic_config, self.track, self.np_random
+        self.traffic: list[IDMVehicle] = []
+        self._traffic_colors: list[tuple[int, int, int]] = []
+        placed = [(self.lane, self._s)]
+        for _ in range(cfg.vehicles):
+            others = [k for k in range(track.lanes) if k != self.lane]
+            lane = int(rng.choice(others)) if others else self.lane
+            path = track.paths[lane]
+            for _attempt in range(50):
+                s = float(rng.uniform(0.0, path.length) if track.closed else rng.uniform(0.0, path.length - 50.0))
+                if all(self._gap(path, s, l2, s2) >= cfg.min_gap_m for l2, s2 in placed):
+                    break
+            else:
+                continue  # the track is full
+            placed.append((lane, s))
+            x, y, h = path.pose_at(s)
+            seg, _ = path.locate(s)
+            speed = self.speed if lane == self.lane else self.speed * float(rng.uniform(*cfg.other_lane_speed))
+            v = IDMVehicle(self.road, np.array([x, y]), heading=h, speed=speed,
+                           target_lane_index=track.lane_index(lane, seg), target_speed=speed,
+                           enable_lane_change=False)
+            self.road.vehicles.append(v)
+            self.traffic.append(v)
+            self._traffic_colors.append(TRAFFIC_COLORS[int(rng.integers(len(TRAFFIC_COLORS)))])
+
+    def _gap(self, path, s: float, lane2: int, s2: float) -> float:
+        """Distance along the track between two spawn points (lanes differ by little in length)."""
+        scale = path.length / self.track.paths[lane2].length
+        d = abs(s - s2 * scale)
+        return min(d, path.length - d) if self.track.closed else d
+
+    def step(self, action):
+        if self.vehicle is None:
+            raise RuntimeError("call reset() before step()")
+        kappa = self._action_value(action)
+        self.vehicle.act({"steering": curvature_to_steering(kappa), "acceleration": 0.0})
+        for _ in range(self.config.sim_substeps):
+            if self.traffic:
+                self.road.act()
+                self.road.step(self.dt)
+                self._update_state()  # IDM vehicles read the ego's lane between substeps
+            else:
+                self.vehicle.step(self.dt)
+        if not self.traffic:
+            self._update_state()
+        self._steps += 1
+        info = self._info()
+        terminated = self.config.terminate_on_failure and info["failure"] is not None
+        truncated = self._steps >= self.config.max_steps or (
+            not self.track.closed and self._s >= self.path.length - 30.0
+        )
+        self.last_frame = self.render_view()
+        reward = info["rewards"]["lane_centering"] * info["rewards"]["on_road"] * info["rewards"]["no_collision"]
+        return self.last_frame, float(reward), bool(terminated), bool(truncated), info
+
+    @staticmethod
+    def _action_value(action) -> float:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.size != 1:
+            raise ValueError(f"action must hold one curvature value [1/m], got shape {np.shape(action)}")
+        k = float(a[0])
+        if not math.isfinite(k):
+            raise ValueError(f"action must be a finite curvature [1/m], got {k}")
+        return min(max(k, -MAX_CURVATURE), MAX_CURVATURE)
+
+    def _update_state(self) -> None:
+        v = self.vehicle
+        seg, s, d, h_ref = self.path.project(v.position[0], v.position[1], self._seg)
+        ds = s - self._s
+        if self.track.closed:
+            L = self.path.length
+            ds = (ds + 0.5 * L) % L - 0.5 * L
+        self._progress += ds
+        self._seg, self._s, self._d = seg, s, d
+        self._psi = float(wrap_angle(v.heading - h_ref))
+        v.lane_index = self.track.lane_index(self.lane, seg)
+        v.lane = self.track.network.get_lane(v.lane_index)
+
+    def _info(self) -> dict:
+        v = self.vehicle
+        left, right = self.track.road_edges(self.lane)
+        off_road = not (left < self._d < right)
+        crashed = bool(v.crashed)
+        failure = "collision" if crashed else ("off_road" if off_road else None)
+        teacher = self.teacher.action_from(self.path, self._s, v.position[0], v.position[1], v.heading, v.speed)
+        half = 0.5 * self.track.lane_width
+        return {
+            "lateral_offset": self._d,
+            "heading_error": self._psi,
+            "teacher_action": teacher,
+            "off_road": off_road,
+            "crashed": crashed,
+            "failure": failure,
+            "progress_m": self._progress,
+            "s_m": self._s,
+            "speed": float(v.speed),
+            "lane": self.lane,
+            "x": float(v.position[0]),
+            "y": float(v.position[1]),
+            "heading": float(v.heading),
+            "step": self._steps,
+            "time_s": self._steps / self.config.policy_hz,
+            "track": self.track.name,
+            "rewards": {
+                "lane_centering": 1.0 - min(1.0, abs(self._d) / half),
+                "on_road": float(not off_road),
+                "no_collision": float(not crashed),
+            },
+        }
+
+    # --- privileged queries ---------------------------------------------------------------------
+    def _virtual_pose(self, shift_m: float, yaw_rad: float) -> tuple[float, float, float]:
+        """The car displaced shift_m to its right and rotated yaw_rad (right) about its centre."""
+        if not (math.isfinite(shift_m) and math.isfinite(yaw_rad)):
+            raise ValueError(f"shift_m and yaw_rad must be finite, got {shift_m}, {yaw_rad}")
+        x, y = self.vehicle.position
+        h = self.vehicle.heading
+        return x - shift_m * math.sin(h), y + shift_m * math.cos(h), h + yaw_rad
+
+    def render_view(self, shift_m: float = 0.0, yaw_rad: float = 0.0) -> np.ndarray:
+        """Centre-camera frame of the car at a virtual pose (shift right [m], yaw right [rad]).
+
+        render_view(-side_offset_m) and render_view(+side_offset_m) are the rig's left and right
+        cameras; any other shift or yaw is rendered exactly from the same state.
+        """
+        x, y, h = self._virtual_pose(float(shift_m), float(yaw_rad))
+        f = self.camera_config.forward_offset_m
+        cx, cy = x + f * math.cos(h), y + f * math.sin(h)
+        return self.camera.render(self.map, cx, cy, h, self._boxes())
+
+    def render_rig(self) -> dict[str, np.ndarray]:
+        """The rig's left, centre and right frames at the current state."""
+        o = self.camera_config.side_offset_m
+        return {"left": self.render_view(-o), "center": self.render_view(), "right": self.render_view(o)}
+
+    def teacher_action_at(self, shift_m: float = 0.0, yaw_rad: float = 0.0) -> float:
+        """The teacher's curvature [1/m] for the car at a virtual pose (see render_view)."""
+        x, y, h = self._virtual_pose(float(shift_m), float(yaw_rad))
+        _, s, _, _ = self.path.project(x, y, self._seg)
+        return self.teacher.action_from(self.path, s, x, y, h, self.vehicle.speed)
+
+    def recover(self):
+        """Put the car back on its lane centre, aligned with the lane, where it is now (NVIDIA's
+        intervention). Returns (observation, info) like reset."""
+        x, y, h = self.path.pose_at(self._s)
+        self.vehicle.position = np.array([x, y])
+        self.vehicle.heading = h
+        self.vehicle.crashed = False
+        self.vehicle.impact = None
+        self._update_state()
+        self.last_frame = self.render_view()
+        return self.last_frame, self._info()
+
+    def _boxes(self) -> list[Box]:
+        return [
+            Box(float(v.position[0]), float(v.position[1]), float(v.heading), v.LENGTH, v.WIDTH, col)
+            for v, col in zip(self.traffic, self._traffic_colors)
+        ]
+
+    # --- human-facing rendering ----------------------------------------------------------------
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without render_mode; pass render_mode='rgb_array'")
+            return None
+        return self.render_topdown()
+
+    def render_topdown(self, size: int | None = None, ppm: float | None = None) -> np.ndarray:
+        """A heading-up, top-down view around the car, with every vehicle drawn."""
+        v = self.vehicle
+        img, M = chase_view(self.map, v.position[0], v.position[1], v.heading,
+                            size or self.config.render_size, ppm or self.config.render_ppm)
+        self._draw_cars(img, M)
+        return img
+
+    def render_map(self, max_size: int = 900) -> np.ndarray:
+        """The whole track top-down (world axes), with every vehicle drawn."""
+        img, M = map_image(self.map, max_size, self.track.bounds(margin=10.0))
+        self._draw_cars(img, M, min_px=10.0)
+        return img
+
+    def _draw_cars(self, img: np.ndarray, M: np.ndarray, min_px: float = 0.0) -> None:
+        for v, col in list(zip(self.traffic, self._traffic_colors)) + [(self.vehicle, EGO_COLOR)]:
+            draw_car(img, M, v.position[0], v.position[1], v.heading, col, min_px=min_px)
+
+    def close(self) -> None:
+        self.road = None
+        self.vehicle = None
+
+
+__all__ = ["DrivingEnv", "EnvConfig", "TrafficConfig", "ConfigError", "resolve_track"]
