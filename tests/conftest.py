@@ -1,0 +1,37 @@
+"""Shared test set-up: headless SDL, the repository root on sys.path, small helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+EXAMPLE_TRACK = ROOT / "envs" / "track_specs" / "example.yaml"
+
+
+@pytest.fixture
+def example_track() -> Path:
+    return EXAMPLE_TRACK
+
+
+def drive_teacher(env, steps: int, info: dict):
+    """Step `env` with its teacher's action; returns the list of infos."""
+    import numpy as np
+
+    infos = []
+    for _ in range(steps):
+        _, _, terminated, truncated, info = env.step(np.array([info["teacher_action"]], np.float32))
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return infos
