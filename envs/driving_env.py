@@ -122,6 +122,7 @@ class DrivingEnv(gym.Env):
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
                  config: Any = None, render_mode: str | None = None):
         self.track = resolve_track(track, track_seed, track_file)
+        self.track_seed = int(track_seed) if track == "procedural" else None
         self.camera_config = build_config(CameraConfig, camera, where="camera")
         self.traffic_config = _traffic_config(traffic)
         self.config = build_config(EnvConfig, config, where="config")

@@ -131,8 +131,20 @@ class LanePath:
         h = self.h0[i] + t * self.dh[i]
         return x - lateral * math.sin(h), y + lateral * math.cos(h), float(wrap_angle(h))
 
-    def curvature_at(self, s: float) -> float:
-        return float(self.curvature[self.locate(s)[0]])
+    def heading_at(self, s: float) -> float:
+        i, t = self.locate(s)
+        return float(self.h0[i] + t * self.dh[i])
+
+    def curvature_at(self, s: float, window: float = 4.0) -> float:
+        """Mean curvature of the centre line over `window` metres around s [1/m, positive right].
+
+        Averaged over a few metres so that the small kinks of highway-env's segment joins do not
+        show up as curvature spikes.
+        """
+        a, b = s - window / 2, s + window / 2
+        if not self.closed:
+            a, b = max(a, 0.0), min(b, self.length)
+        return float(wrap_angle(self.heading_at(b) - self.heading_at(a)) / max(b - a, 1e-9))
 
 
 def _clean_polyline(points: np.ndarray, edge_ids: np.ndarray, closed: bool):

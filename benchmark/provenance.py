@@ -1,0 +1,53 @@
+"""Where a result came from: git commit, package versions, hardware, command line."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("torch", "torchvision", "highway-env", "gymnasium", "numpy", "opencv-python-headless",
+            "albumentations", "onnx", "onnxruntime", "pandas")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def git_sha() -> str:
+    """The repository's HEAD commit, with '-dirty' when tracked files have uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def hardware() -> dict[str, object]:
+    import os
+
+    info: dict[str, object] = {"machine": platform.machine(), "cpus": os.cpu_count(), "system": platform.system()}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def command_line() -> str:
+    return " ".join([Path(sys.executable).name, *sys.argv])
