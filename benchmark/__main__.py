@@ -4,32 +4,63 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from .cli import add_arguments, dataclass_help, from_arguments
 
-# command -> (module, config class, one-line help); modules are imported lazily so that
-# `--help` and light commands stay fast.
+# command -> (module, config class); `train ALGO` commands are nested. Modules are imported only
+# to build the parser of the command being run, so `--help` and light commands stay fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "frames": ("benchmark.frames", "FramesConfig"),
+    "record": ("benchmark.record", "RecordConfig"),
+    "train bc": ("benchmark.train", "TrainConfig"),
+}
+SUMMARIES = {
+    "frames": "write the camera figure (left, centre, right views and the map)",
+    "record": "record the teacher driving the training tracks",
+    "train": "train a policy: bc, dagger, dart or hg-dagger",
+    "train bc": "behaviour cloning from a recorded dataset",
 }
 
 
+def _command_parser(sub, name: str, words: list[str]) -> None:
+    module, cls_name = COMMANDS[" ".join(words)]
+    cls = getattr(importlib.import_module(module), cls_name)
+    p = sub.add_parser(name, help=SUMMARIES.get(" ".join(words), ""), description=dataclass_help(cls))
+    add_arguments(p, cls)
+    p.set_defaults(_command=" ".join(words))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, cls_name) in COMMANDS.items():
-        cls = getattr(importlib.import_module(module), cls_name)
-        p = sub.add_parser(name, help=dataclass_help(cls), description=dataclass_help(cls),
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        add_arguments(p, cls)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    wanted = [a for a in argv if not a.startswith("-")][:2]
+    for key in COMMANDS:
+        words = key.split()
+        selected = words[: len(wanted)] == wanted[: len(words)]
+        if len(words) == 1:
+            if selected:
+                _command_parser(sub, words[0], words)
+            else:
+                sub.add_parser(words[0], help=SUMMARIES.get(key, ""))
+        else:
+            if words[0] not in groups:
+                g = sub.add_parser(words[0], help=SUMMARIES.get(words[0], ""))
+                groups[words[0]] = g.add_subparsers(dest="algorithm", metavar="ALGORITHM", required=True)
+            if selected:
+                _command_parser(groups[words[0]], words[1], words)
+            else:
+                groups[words[0]].add_parser(words[1], help=SUMMARIES.get(key, ""))
     args = parser.parse_args(argv)
-    module, cls_name = COMMANDS[args.command]
+    module, cls_name = COMMANDS[args._command]
     mod = importlib.import_module(module)
     config = from_arguments(getattr(mod, cls_name), args)
     result = mod.run(config)
     if result is not None:
-        print(result)
+        print(json.dumps(result, indent=2, default=str) if isinstance(result, dict) else result)
     return 0
 
 

@@ -26,21 +26,28 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one --option per field of dataclass `cls` (nested dataclasses are skipped)."""
+def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
+    """Add one --option per field of dataclass `cls`; fields of nested dataclasses are flattened
+    (their options carry no prefix, their destinations do: `augment.side_cameras`)."""
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp, optional = _unwrap_optional(hints[f.name])
         if dataclasses.is_dataclass(tp):
+            add_arguments(parser, tp, prefix=f"{prefix}{f.name}.")
             continue
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
         )
         flag = "--" + f.name.replace("_", "-")
-        help_text = docs.get(f.name, "")
+        help_text = docs.get(f.name, "").replace("%", "%%")
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        kwargs: dict[str, Any] = {"dest": f.name, "help": f"{help_text} (default: {default})" if not required else help_text}
+        if isinstance(default, tuple):
+            shown = " ".join(str(v) for v in default)
+        else:
+            shown = default
+        kwargs: dict[str, Any] = {"dest": prefix + f.name,
+                                  "help": help_text if required else f"{help_text} (default: {shown})"}
         origin = typing.get_origin(tp)
         if tp is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -55,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["type"] = tp
         else:
             kwargs["type"] = str
+        if tp is not bool and origin is not Literal:
+            kwargs["metavar"] = f.name.upper()
         if optional and tp is not bool:
             base = kwargs["type"]
             kwargs["type"] = lambda v, base=base: None if v.lower() == "none" else base(v)
@@ -67,15 +76,27 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
 
 def from_arguments(cls: type, namespace: argparse.Namespace) -> Any:
     """Build dataclass `cls` from the options given on the command line (others keep defaults)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    values = {}
-    for k, v in vars(namespace).items():
-        if k in names:
-            tp, _ = _unwrap_optional(hints[k])
-            if typing.get_origin(tp) is tuple and isinstance(v, list):
-                v = tuple(v)
-            values[k] = v
+    values: dict[str, Any] = {}
+    for key, v in vars(namespace).items():
+        parts = key.split(".")
+        target, klass = values, cls
+        ok = True
+        for part in parts[:-1]:
+            hints = typing.get_type_hints(klass) if dataclasses.is_dataclass(klass) else {}
+            if part not in hints:
+                ok = False
+                break
+            klass, _ = _unwrap_optional(hints[part])
+            target = target.setdefault(part, {})
+        if not ok or not dataclasses.is_dataclass(klass):
+            continue
+        hints = typing.get_type_hints(klass)
+        if parts[-1] not in hints:
+            continue
+        tp, _ = _unwrap_optional(hints[parts[-1]])
+        if typing.get_origin(tp) is tuple and isinstance(v, list):
+            v = tuple(v)
+        target[parts[-1]] = v
     return build_config(cls, values)
 
 

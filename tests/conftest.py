@@ -35,3 +35,14 @@ def drive_teacher(env, steps: int, info: dict):
         if terminated or truncated:
             break
     return infos
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """A small recording: the oval and one procedural track, 2 episodes each, 80 steps, shards of 50."""
+    from benchmark.record import RecordConfig, run
+
+    out = tmp_path_factory.mktemp("data") / "teacher"
+    run(RecordConfig(out=out, tracks=("oval",), procedural_seeds="3", episodes_per_track=2, steps=80,
+                     seed=1, shard_size=50, progress=False, start_offset_m=0.5))
+    return out
