@@ -1,0 +1,68 @@
+"""The interface shared by every steering policy, whatever its backbone."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from . import heads
+from .config import ModelConfig
+from .preprocess import YUVNormalize
+
+
+class SteeringModel(nn.Module):
+    """Base class: camera frames (N, H, W, 3) RGB 0..255 -> head output (N, k), k = config.outputs.
+
+    Feedforward models implement `forward(frames) -> out`; recurrent ones (`recurrent = True`)
+    `forward(frames, state) -> (out, new_state)`. Column 0 of `out` is the curvature in 1/m; see
+    `models.heads` for the gaussian head's log-std column.
+    """
+
+    recurrent: bool = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.preprocess = YUVNormalize(config.input_height, config.input_width)
+
+    def _input(self, frames: torch.Tensor, first_weight: torch.Tensor) -> torch.Tensor:
+        # Follow the convolutions' memory format: oneDNN goes channels_last if either the input or
+        # the weight is, so a plain-NCHW model must get a contiguous copy to really run NCHW.
+        channels_last = first_weight.is_contiguous(memory_format=torch.channels_last)
+        return self.preprocess(frames, contiguous=not channels_last)
+
+    def _finish(self, raw: torch.Tensor) -> torch.Tensor:
+        return heads.finish(raw, self.config)
+
+    def curvature(self, out: torch.Tensor) -> torch.Tensor:
+        """Curvature [1/m] of a head output, (N, 1) (the mean for gaussian heads)."""
+        return heads.curvature(out)
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Scalar training loss: MSE (point) or Gaussian NLL (gaussian), optionally weighted per sample."""
+        return heads.loss(out, target, self.config.head, weight)
+
+    def initial_state(self, batch_size: int) -> torch.Tensor | None:
+        """The state before the first frame: None for feedforward models."""
+        return None
+
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+
+def he_init(modules) -> None:
+    """Kaiming-normal weights and zero biases for the convolutions and linear layers in `modules`.
+
+    PyTorch's default init shrinks the signal layer by layer; through PilotNet's eight layers the
+    features of different frames become nearly identical and training stalls at the target mean.
+    """
+    for m in modules:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+def activation(name: str) -> nn.Module:
+    """The nonlinearity named by ModelConfig.activation."""
+    return nn.ReLU(inplace=True) if name == "relu" else nn.ELU(inplace=True)
