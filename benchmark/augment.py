@@ -67,6 +67,8 @@ class AugmentConfig:
     """Probability that a sample gets photometric augmentation when it is on."""
     balance_curvature: bool = False
     """Oversample curves: sampling weights inversely proportional to the curvature label density."""
+    target: Literal["teacher", "executed"] = "teacher"
+    """Centre-camera target: the teacher's label, or the executed action (to clone a person's driving)."""
 
     def __post_init__(self) -> None:
         if self.label_rule not in ("fixed", "return", "teacher"):
@@ -77,6 +79,8 @@ class AugmentConfig:
             raise ValueError("probabilities must be in [0, 1]")
         if self.max_shift_m < 0 or self.max_yaw_rad < 0:
             raise ValueError("max_shift_m and max_yaw_rad must be non-negative")
+        if self.target not in ("teacher", "executed"):
+            raise ValueError(f"target must be teacher or executed, got {self.target!r}")
 
 
 # --- viewpoint synthesis -----------------------------------------------------------------------
@@ -209,6 +213,9 @@ class SampleMaker:
             "lateral_offset", "heading_error", "road_curvature", "speed", "x", "y", "heading", "lane")}
         self.tracks = idx["track"].to_numpy(dtype=object)
         self.labels = idx[["label_left", "label_center", "label_right"]].to_numpy(np.float64)
+        if config.target == "executed":
+            self.labels[:, 1] = idx["action"].to_numpy(np.float64)
+        self._check_inputs(dataset, config)
         self.warper = ViewWarper(self.camera)
         self.renderer = ViewRenderer(self.camera, teacher) if (
             config.synthetic_method == "render" or config.label_rule == "teacher") else None
@@ -216,6 +223,24 @@ class SampleMaker:
         if config.synthetic_prob > 0 and (config.synthetic_method == "render" or config.label_rule == "teacher"):
             for name in np.unique(self.tracks):
                 track_by_name(str(name))  # fail early, with the track's name, if it cannot be rebuilt
+
+    def _check_inputs(self, dataset: Dataset, c: AugmentConfig) -> None:
+        """Refuse a configuration whose labels would need values this dataset does not have."""
+        name = dataset.directory
+        if np.isnan(self.labels[:, 1]).any():
+            raise ValueError(f"{name}: some centre labels are missing (NaN); cannot train on this dataset")
+        shifted = c.side_cameras or c.synthetic_prob > 0
+        if shifted and c.label_rule == "teacher" and (
+                (c.side_cameras and np.isnan(self.labels[:, [0, 2]]).any()) or
+                (c.synthetic_prob > 0 and np.isnan(self.state["x"]).any())):
+            raise ValueError(f"{name}: label_rule 'teacher' needs the teacher's side-camera labels and the recorded "
+                             "poses, which this dataset lacks (an import?); use --label-rule fixed")
+        if shifted and c.label_rule == "return" and np.isnan(self.state["lateral_offset"]).any():
+            raise ValueError(f"{name}: label_rule 'return' needs the recorded lane offsets, which this dataset "
+                             "lacks (an import?); use --label-rule fixed")
+        if c.synthetic_prob > 0 and c.synthetic_method == "render" and np.isnan(self.state["x"]).any():
+            raise ValueError(f"{name}: synthetic_method 'render' needs recorded poses on a SteerBench track; "
+                             "use --synthetic-method warp")
 
     def weights(self, steps: np.ndarray) -> np.ndarray | None:
         if not self.config.balance_curvature:
