@@ -133,8 +133,9 @@ class GatedBehaviour:
         return np.where(gate, teacher, learner), gate, ~gate
 
 
-def _row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], action: float, episode: int,
-         source: str, round_: int) -> dict[str, Any]:
+def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], action: float, episode: int,
+                source: str, round_: int) -> dict[str, Any]:
+    """The dataset index row of one step: state from `info`, labels (left, centre, right), action."""
     return {
         "episode": episode, "step": info["step"], "track": info["track"],
         "track_seed": -1 if env.track_seed is None else env.track_seed, "lane": info["lane"],
@@ -187,7 +188,7 @@ def collect(episodes: Sequence[EpisodeSpec], behaviour, writer: DatasetWriter | 
                 o = env.camera_config.side_offset_m
                 rig = np.stack([env.render_view(-o), env.last_frame, env.render_view(o)])
                 labels = (env.teacher_action_at(-o), info["teacher_action"], env.teacher_action_at(o))
-                writer.add(rig, _row(info, env, labels, action, s["episode"], source, round_))
+                writer.add(rig, dataset_row(info, env, labels, action, s["episode"], source, round_))
                 stats.labels += 1
                 stats.teacher_queries += 3
                 bar.update(1 if label_budget else 0)
