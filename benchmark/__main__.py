@@ -14,11 +14,17 @@ from .cli import add_arguments, dataclass_help, from_arguments
 COMMANDS: dict[str, tuple[str, str]] = {
     "frames": ("benchmark.frames", "FramesConfig"),
     "record": ("benchmark.record", "RecordConfig"),
+    "drive": ("benchmark.drive", "DriveConfig"),
+    "export-udacity": ("benchmark.udacity", "ExportConfig"),
+    "import-udacity": ("benchmark.udacity", "ImportConfig"),
     "train bc": ("benchmark.train", "TrainConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
     "record": "record the teacher driving the training tracks",
+    "drive": "drive a track yourself (keyboard or gamepad) and record it",
+    "export-udacity": "write a dataset as a Udacity driving_log.csv with PNG frames",
+    "import-udacity": "import a Udacity-style recording (driving_log.csv + images) as a dataset",
     "train": "train a policy: bc, dagger, dart or hg-dagger",
     "train bc": "behaviour cloning from a recorded dataset",
 }
