@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-udacity": ("benchmark.udacity", "ExportConfig"),
     "import-udacity": ("benchmark.udacity", "ImportConfig"),
     "train bc": ("benchmark.train", "TrainConfig"),
+    "evaluate": ("benchmark.evaluate", "EvaluateConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -26,6 +27,7 @@ SUMMARIES = {
     "export-udacity": "write a dataset as a Udacity driving_log.csv with PNG frames",
     "import-udacity": "import a Udacity-style recording (driving_log.csv + images) as a dataset",
     "train": "train a policy: bc, dagger, dart or hg-dagger",
+    "evaluate": "evaluate a policy on the versioned protocol (records + results JSON)",
     "train bc": "behaviour cloning from a recorded dataset",
 }
 

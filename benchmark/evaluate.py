@@ -1,0 +1,256 @@
+"""`python -m benchmark evaluate`: a policy on the versioned protocol -> records and results.
+
+The protocol's episodes are split into groups (one track, condition and mode; at most
+`group_size` episodes) that run in lockstep in worker processes, one per core. Each finished
+group's records are appended to `records.jsonl` (one line per episode, fsync'ed) as soon as it
+ends, so a killed run loses at most the groups in flight; a rerun resumes with the groups that
+are missing. Groups are the unit of resumption because batched inference is only bit-identical
+for the same batch composition: resuming whole groups keeps the final results identical.
+
+`results.json` holds the metrics (benchmark/results.py) with the schema and protocol versions,
+the git commit, package versions, hardware, and the policy's sha256.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from .files import append_line, sha256_file, write_json_atomic
+from .protocol import DEFAULT_PROTOCOL, EvalEpisode, load_protocol
+from .provenance import git_sha, hardware, package_versions
+
+SCHEMA_VERSION = 1
+RESULTS_ROOT = Path("results")
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation could not complete (a worker crashed, ran out of memory or time)."""
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluate a policy on the versioned protocol: per-episode records and a results JSON."""
+
+    policy: str = "teacher"
+    """'teacher', 'straight', a model directory (config.json + model.safetensors) or an .onnx file."""
+    name: str = ""
+    """Name of the results (default: derived from the policy)."""
+    protocol: str = DEFAULT_PROTOCOL
+    """Protocol name (benchmark/protocols/<name>.yaml) or path."""
+    profile: Literal["quick", "full"] = "quick"
+    """Protocol profile: quick (make bench) or full (leaderboard)."""
+    conditions: tuple[str, ...] = ()
+    """Only these conditions (default: all of the profile)."""
+    out: Path | None = None
+    """Results directory (default: results/<protocol>/<profile>/<name>)."""
+    workers: int = 2
+    """Worker processes (episodes groups run in parallel, one torch thread each)."""
+    group_size: int = 8
+    """Most episodes stepped in lockstep in one group."""
+    resume: bool = True
+    """Keep the finished groups of an earlier, interrupted run."""
+    drift_reference: bool = True
+    """Compare with the teacher's records for the drift metric (evaluating the teacher if needed)."""
+    memory_limit_mb: int = 0
+    """Address-space limit of each worker process (0: none)."""
+    time_limit_s: float = 0.0
+    """Wall-clock limit of the whole evaluation (0: none)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def policy_spec(policy: str, name: str = "") -> dict:
+    """Turn the `policy` argument into a spec for benchmark.rollout.make_policy, with its sha256."""
+    if policy in ("teacher", "straight"):
+        return {"kind": policy, "name": name or policy, "sha256": None, "path": None}
+    path = Path(policy)
+    if path.is_dir():
+        if (path / "model").is_dir():  # a zoo entry or a training run directory
+            path = path / "model"
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{policy}: not a model directory (no config.json) and not an .onnx file")
+        label = name or (path.parent.name if path.name == "model" else path.name)
+        return {"kind": "torch", "path": str(path), "name": label, "sha256": sha256_file(path / "model.safetensors")}
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise FileNotFoundError(f"{policy}: no such ONNX file")
+        return {"kind": "onnx", "path": str(path), "name": name or path.stem, "sha256": sha256_file(path)}
+    raise ValueError(f"unknown policy {policy!r}: use teacher, straight, a model directory or an .onnx file")
+
+
+def _worker_init(memory_limit_mb: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    if memory_limit_mb:
+        import resource
+
+        limit = memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+_POLICY_CACHE: dict[str, object] = {}
+
+
+def _run_group(spec: dict, episodes: list[dict], threshold: float, hz: float) -> list[dict]:
+    from .rollout import make_policy, run_episodes
+
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _POLICY_CACHE:
+        _POLICY_CACHE[key] = make_policy(spec)
+    eps = [EvalEpisode(**e) for e in episodes]
+    return run_episodes(_POLICY_CACHE[key], eps, intervention_threshold_m=threshold, policy_hz=hz)
+
+
+def groups_of(episodes: list[EvalEpisode], size: int) -> list[list[EvalEpisode]]:
+    by_group: dict[str, list[EvalEpisode]] = {}
+    for ep in episodes:
+        by_group.setdefault(ep.group, []).append(ep)
+    out = []
+    for eps in by_group.values():
+        out += [eps[i: i + size] for i in range(0, len(eps), size)]
+    return out
+
+
+def _read_records(path: Path) -> tuple[dict | None, list[dict]]:
+    meta, records = None, []
+    if not path.exists():
+        return None, []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            break  # a line cut off by a kill: everything before it is intact
+        if "_meta" in item:
+            meta = item["_meta"]
+        else:
+            records.append(item)
+    return meta, records
+
+
+def default_out(protocol: str, profile: str, name: str) -> Path:
+    return RESULTS_ROOT / protocol / profile / name
+
+
+def evaluate(config: EvaluateConfig, on_group: Callable[[list[dict]], None] | None = None) -> dict:
+    """Run (or resume) the evaluation and return the results dict (also written to results.json)."""
+    from .results import compute_results
+
+    protocol = load_protocol(config.protocol)
+    spec = policy_spec(config.policy, config.name)
+    name = spec["name"]
+    out = Path(config.out) if config.out else default_out(protocol.name, config.profile, name)
+    out.mkdir(parents=True, exist_ok=True)
+    episodes = protocol.episodes(config.profile, list(config.conditions) or None)
+    meta = {"protocol": protocol.name, "protocol_sha256": protocol.sha256, "profile": config.profile,
+            "policy": {k: spec[k] for k in ("kind", "name", "sha256")}, "conditions": sorted({e.condition for e in episodes})}
+    records_path = out / "records.jsonl"
+    old_meta, old = _read_records(records_path) if config.resume else (None, [])
+    if old_meta is not None and old_meta != meta:
+        raise EvaluationError(f"{records_path} holds records of another policy, protocol or condition set; "
+                              "pass --no-resume or choose another --out")
+    groups = groups_of(episodes, config.group_size)
+    done_keys = {r["key"] for r in old}
+    complete = [g for g in groups if all(e.key in done_keys for e in g)]
+    keep = {e.key for g in complete for e in g}
+    kept = [r for r in old if r["key"] in keep]
+    # Rewrite the records with the complete groups only (atomic), then append as groups finish.
+    tmp = records_path.with_name("records.jsonl.tmp")
+    tmp.write_text("".join(json.dumps(x) + "\n" for x in [{"_meta": meta}, *kept]))
+    os.replace(tmp, records_path)
+    todo = [g for g in groups if not all(e.key in keep for e in g)]
+    records = list(kept)
+
+    bar = tqdm(total=len(episodes), initial=len(kept), desc=f"evaluate {name} ({config.profile})", unit="episode",
+               disable=not config.progress, dynamic_ncols=True)
+    start = time.monotonic()
+    ctx = multiprocessing.get_context("spawn")
+    workers = max(1, min(config.workers, len(todo))) if todo else 0
+    if todo:
+        with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                    initargs=(config.memory_limit_mb,)) as pool:
+            futures = {pool.submit(_run_group, spec, [asdict(e) for e in g], protocol.intervention_threshold,
+                                   protocol.policy_hz): g for g in todo}
+            try:
+                pending = set(futures)
+                while pending:
+                    timeout = None
+                    if config.time_limit_s:
+                        timeout = config.time_limit_s - (time.monotonic() - start)
+                        if timeout <= 0:
+                            raise EvaluationError(f"the evaluation exceeded its time limit of {config.time_limit_s:.0f} s")
+                    finished, pending = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+                    for fut in finished:
+                        try:
+                            group_records = fut.result()
+                        except cf.process.BrokenProcessPool as exc:
+                            raise EvaluationError("a worker process died (crash or out of memory) while evaluating "
+                                                  f"{futures[fut][0].group}") from exc
+                        except MemoryError as exc:
+                            raise EvaluationError(f"a worker ran out of memory evaluating {futures[fut][0].group}") from exc
+                        for r in group_records:
+                            append_line(records_path, json.dumps(r))
+                        records += group_records
+                        bar.update(len(group_records))
+                        if on_group:
+                            on_group(group_records)
+            except BaseException:
+                for p in list(getattr(pool, "_processes", {}).values()):
+                    p.kill()  # a hung or runaway worker must not outlive the evaluation
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    bar.close()
+    teacher = None
+    if config.drift_reference and spec["kind"] != "teacher":
+        teacher = teacher_records(protocol.name, config.profile, config, sorted({e.condition for e in episodes}))
+    order = {e.key: i for i, e in enumerate(episodes)}
+    records.sort(key=lambda r: order[r["key"]])
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "protocol": {"name": protocol.name, "sha256": protocol.sha256, "profile": config.profile,
+                     "horizons": protocol.horizons(config.profile)},
+        "policy": {k: spec[k] for k in ("kind", "name", "sha256")},
+        "git_sha": git_sha(),
+        "packages": package_versions(),
+        "hardware": hardware(),
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "records": str(records_path),
+        "metrics": compute_results(records, protocol, config.profile, teacher),
+    }
+    write_json_atomic(out / "results.json", results)
+    return results
+
+
+def teacher_records(protocol: str, profile: str, config: EvaluateConfig, conditions: list[str]) -> list[dict]:
+    """The teacher's records on the same protocol episodes; the teacher is evaluated on the whole
+    profile first when any of them is missing."""
+    path = default_out(protocol, profile, "teacher") / "records.jsonl"
+    meta, records = _read_records(path)
+    needed = {e.key for e in load_protocol(protocol).episodes(profile, conditions)}
+    if not needed <= {r["key"] for r in records}:
+        everything = sorted({e.condition for e in load_protocol(protocol).episodes(profile)})
+        evaluate(EvaluateConfig(policy="teacher", protocol=protocol, profile=profile, workers=config.workers,
+                                group_size=config.group_size, progress=config.progress, drift_reference=False,
+                                resume=meta is None or meta.get("conditions") == everything))
+        _, records = _read_records(path)
+    return [r for r in records if r["key"] in needed]
+
+
+def run(config: EvaluateConfig) -> dict:
+    results = evaluate(config)
+    from .results import headline
+
+    return {"results": str(Path(results["records"]).parent / "results.json"), **headline(results)}
