@@ -18,7 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export-udacity": ("benchmark.udacity", "ExportConfig"),
     "import-udacity": ("benchmark.udacity", "ImportConfig"),
     "train bc": ("benchmark.train", "TrainConfig"),
+    "train dagger": ("benchmark.imitation", "DaggerConfig"),
+    "train dart": ("benchmark.imitation", "DartConfig"),
+    "train hg-dagger": ("benchmark.imitation", "HGDaggerConfig"),
     "evaluate": ("benchmark.evaluate", "EvaluateConfig"),
+    "baselines": ("benchmark.baselines", "BaselinesConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -28,7 +32,11 @@ SUMMARIES = {
     "import-udacity": "import a Udacity-style recording (driving_log.csv + images) as a dataset",
     "train": "train a policy: bc, dagger, dart or hg-dagger",
     "evaluate": "evaluate a policy on the versioned protocol (records + results JSON)",
+    "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
     "train bc": "behaviour cloning from a recorded dataset",
+    "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
+    "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",
+    "train hg-dagger": "HG-DAgger: the teacher takes over when the learner drifts",
 }
 
 

@@ -150,8 +150,12 @@ def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], 
 def collect(episodes: Sequence[EpisodeSpec], behaviour, writer: DatasetWriter | None, *, source: str,
             round_: int = 0, rng: np.random.Generator, env_kwargs: dict | None = None,
             label_budget: int | None = None, lockstep: int = 8, first_episode: int = 0,
-            progress: bool = True, desc: str = "collect") -> CollectStats:
-    """Run `episodes` with `behaviour`, store aggregated steps in `writer`; see the module doc."""
+            progress: bool = True, desc: str = "collect", max_env_steps: int | None = None) -> CollectStats:
+    """Run `episodes` with `behaviour`, store aggregated steps in `writer`; see the module doc.
+
+    Stops when the episodes run out, `label_budget` labels are stored, or `max_env_steps`
+    environment steps were taken (a gated learner may drive long without asking for labels).
+    """
     env_kwargs = dict(env_kwargs or {})
     stats = CollectStats()
     queue = list(enumerate(episodes, start=first_episode))
@@ -175,7 +179,8 @@ def collect(episodes: Sequence[EpisodeSpec], behaviour, writer: DatasetWriter | 
 
     for k in range(n_slots):
         start(k)
-    while any(slots) and (budget_left is None or budget_left > 0):
+    while any(slots) and (budget_left is None or budget_left > 0) and (
+            max_env_steps is None or stats.env_steps < max_env_steps):
         active = [k for k, s in enumerate(slots) if s is not None]
         frames = np.stack([slots[k]["env"].last_frame for k in active])
         infos = [slots[k]["info"] for k in active]

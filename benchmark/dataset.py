@@ -163,6 +163,10 @@ class DatasetWriter:
         }
         write_json_atomic(self.directory / "manifest.json", manifest)
 
+    def flush(self) -> None:
+        """Finish the current partial shard now, so that `Dataset.open` sees every step so far."""
+        self._finish_shard()
+
     def update_metadata(self, **fields: Any) -> None:
         self.metadata.update(fields)
         self._write_manifest()

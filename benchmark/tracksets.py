@@ -45,9 +45,11 @@ def training_episodes(tracks: Sequence[str], procedural_seeds: str, episodes_per
     sources = [(t, None) for t in tracks] + [("procedural", check_training_seed(s)) for s in parse_seeds(procedural_seeds)]
     if not sources:
         raise ValueError("no training tracks: give built-in tracks and/or procedural seeds")
+    # Round-robin over the tracks, so that a label budget that stops collection early still
+    # covers every track.
     episodes = []
-    for track, track_seed in sources:
-        for _ in range(episodes_per_track):
+    for _ in range(episodes_per_track):
+        for track, track_seed in sources:
             options = ()
             if start_offset_m or start_heading_rad:
                 options = (("lateral_offset", float(rng.uniform(-start_offset_m, start_offset_m))),
