@@ -227,7 +227,7 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[dict]], None] | No
         "packages": package_versions(),
         "hardware": hardware(),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "records": str(records_path),
+        "records": records_path.name,  # beside results.json
         "metrics": compute_results(records, protocol, config.profile, teacher),
     }
     write_json_atomic(out / "results.json", results)
@@ -250,7 +250,8 @@ def teacher_records(protocol: str, profile: str, config: EvaluateConfig, conditi
 
 
 def run(config: EvaluateConfig) -> dict:
-    results = evaluate(config)
     from .results import headline
 
-    return {"results": str(Path(results["records"]).parent / "results.json"), **headline(results)}
+    results = evaluate(config)
+    out = config.out or default_out(results["protocol"]["name"], config.profile, results["policy"]["name"])
+    return {"results": str(Path(out) / "results.json"), **headline(results)}

@@ -1,0 +1,197 @@
+"""The evaluation harness: protocol, invalid policies, crash-safe resume, determinism."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from benchmark.evaluate import EvaluateConfig, EvaluationError, evaluate
+from benchmark.policies import StraightPolicy, TeacherPolicy
+from benchmark.protocol import ProtocolError, load_protocol
+from benchmark.rollout import run_episodes
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "tests" / "data" / "protocol-tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory):
+    import torch
+
+    from models import ModelConfig, build_model, save_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "pilotnet"
+    save_model(build_model(ModelConfig()), path)
+    return path
+
+
+def nan_onnx(path: Path) -> Path:
+    """An ONNX policy with the right signature whose curvature is always NaN."""
+    frames = helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", 66, 200, 3])
+    out = helper.make_tensor_value_info("curvature", TensorProto.FLOAT, ["N", 1])
+    nodes = [
+        helper.make_node("Cast", ["frames"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["f"], ["m"], axes=[1, 2, 3], keepdims=0),
+        helper.make_node("Unsqueeze", ["m", "axis"], ["u"]),
+        helper.make_node("Mul", ["u", "nan"], ["curvature"]),
+    ]
+    inits = [helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+             helper.make_tensor("nan", TensorProto.FLOAT, [1], [float("nan")])]
+    model = helper.make_model(helper.make_graph(nodes, "nan", [frames], [out], inits),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+    return path
+
+
+def test_protocol_is_versioned_and_episodes_are_fixed():
+    p = load_protocol()
+    assert p.name == "steerbench-v1" and len(p.sha256) == 64
+    a, b = p.episodes("quick"), p.episodes("quick")
+    assert a == b and len({e.key for e in a}) == len(a)
+    assert max(p.horizons("full")) >= 3000
+    from envs import TEST_SEEDS
+
+    assert all(e.track_seed in TEST_SEEDS for e in p.episodes("full") if e.track == "procedural")
+    perturbed = [e for e in a if e.condition == "perturbed"]
+    assert all(e.lateral_offset != 0 for e in perturbed)
+    assert {e.mode for e in a} == {"crash", "intervention"}
+
+
+def test_unknown_protocol_profile_or_condition_is_a_clear_error():
+    with pytest.raises(ProtocolError, match="unknown protocol 'steerbench-v9'"):
+        load_protocol("steerbench-v9")
+    with pytest.raises(ProtocolError, match="unknown profile 'medium'"):
+        load_protocol().episodes("medium")
+    with pytest.raises(ProtocolError, match="unknown condition 'snow'"):
+        load_protocol().episodes("quick", ["snow"])
+
+
+class Flaky:
+    """Raises on its 5th call, returns the wrong shape on its 8th: invalid, with reasons."""
+
+    name = "flaky"
+
+    def __init__(self):
+        self.calls = 0
+
+    def reset(self, n):
+        pass
+
+    def reset_slots(self, slots):
+        pass
+
+    def act(self, frames, slots, infos):
+        self.calls += 1
+        if self.calls == 5:
+            raise RuntimeError("boom")
+        if self.calls == 8:
+            return np.zeros((len(frames), 2))
+        return np.zeros(len(frames))
+
+
+def test_invalid_policy_is_recorded_with_its_reason_and_the_run_goes_on():
+    eps = load_protocol(TINY).episodes("quick", ["nominal"])
+    policy = Flaky()
+    first = run_episodes(policy, eps[:2])
+    second = run_episodes(policy, eps[2:4])
+    third = run_episodes(policy, eps[:2])
+    assert {r["status"] for r in first} == {"invalid"} and "raised RuntimeError: boom" in first[0]["reason"]
+    assert {r["status"] for r in second} == {"invalid"} and "shape (2, 2)" in second[0]["reason"]
+    assert {r["status"] for r in third} <= {"finished", "crashed"}  # later groups run normally
+
+
+def test_nan_policy_through_the_harness_is_invalid_not_fatal(tmp_path):
+    path = nan_onnx(tmp_path / "nan.onnx")
+    results = evaluate(EvaluateConfig(policy=str(path), protocol=TINY, conditions=("nominal",), out=tmp_path / "r",
+                                      drift_reference=False, progress=False, workers=1))
+    m = results["metrics"]
+    assert m["invalid"] == m["episodes"] == 8  # 2 tracks x (crash, intervention) x 2 episodes
+    assert any("non-finite" in r for r in m["invalid_reasons"])
+
+
+def test_results_carry_provenance_and_numbers(tmp_path, untrained_model):
+    results = evaluate(EvaluateConfig(policy=str(untrained_model), protocol=TINY, conditions=("nominal",),
+                                      out=tmp_path / "r", drift_reference=False, progress=False, workers=1))
+    assert results["schema_version"] == 1
+    assert results["protocol"]["name"] == "steerbench-tiny" and len(results["protocol"]["sha256"]) == 64
+    assert len(results["policy"]["sha256"]) == 64 and results["packages"]["torch"]
+    assert results["git_sha"] and results["hardware"]["cpus"] >= 1
+    crash = results["metrics"]["conditions"]["nominal"]["crash"]
+    assert isinstance(crash["survival"][0], float) and isinstance(crash["mean_abs_offset_m"]["mean"], float)
+    on_disk = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert on_disk["metrics"] == json.loads(json.dumps(results["metrics"]))
+
+
+def test_two_runs_give_identical_metrics(tmp_path, untrained_model):
+    kwargs = dict(policy=str(untrained_model), protocol=TINY, progress=False, drift_reference=False, workers=2)
+    a = evaluate(EvaluateConfig(out=tmp_path / "a", **kwargs))
+    b = evaluate(EvaluateConfig(out=tmp_path / "b", **kwargs))
+    assert a["metrics"] == b["metrics"]
+
+
+def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained_model):
+    kwargs = dict(policy=str(untrained_model), protocol=TINY, progress=False, drift_reference=False, workers=1,
+                  group_size=2)
+    reference = evaluate(EvaluateConfig(out=tmp_path / "ref", **kwargs))
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "benchmark", "evaluate", "--policy", str(untrained_model), "--protocol", TINY,
+           "--out", str(out), "--no-drift-reference", "--workers", "1", "--group-size", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    records = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and len(records.read_text().splitlines()) >= 3:  # meta + a finished group
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = [json.loads(line) for line in records.read_text().splitlines()[1:] if line.strip()]
+    total = len(load_protocol(TINY).episodes("quick"))
+    assert 0 < len(partial) < total, "the run should have been killed part-way"
+    resumed = evaluate(EvaluateConfig(out=out, **kwargs))
+    assert resumed["metrics"] == reference["metrics"]
+    keys = [json.loads(line)["key"] for line in records.read_text().splitlines()[1:]]
+    assert len(keys) == len(set(keys)) == total
+
+
+def test_resume_refuses_records_of_another_policy(tmp_path, untrained_model):
+    evaluate(EvaluateConfig(policy="straight", protocol=TINY, conditions=("nominal",), out=tmp_path / "r",
+                            drift_reference=False, progress=False, workers=1))
+    with pytest.raises(EvaluationError, match="another policy"):
+        evaluate(EvaluateConfig(policy=str(untrained_model), protocol=TINY, conditions=("nominal",),
+                                out=tmp_path / "r", drift_reference=False, progress=False, workers=1))
+
+
+def test_teacher_and_straight_policies_behave_as_references():
+    eps = load_protocol(TINY).episodes("quick", ["nominal"])[:2]
+    teacher = run_episodes(TeacherPolicy(), eps)
+    straight = run_episodes(StraightPolicy(), eps)
+    assert all(r["status"] == "finished" for r in teacher)
+    assert max(abs(v) for r in teacher for v in r["d"]) < 1.0
+    assert np.mean([max(abs(v) for v in r["d"]) for r in straight]) > np.mean([max(abs(v) for v in r["d"]) for r in teacher])
+
+
+class Veering(StraightPolicy):
+    name = "veering"
+
+    def act(self, frames, slots, infos):
+        return np.full(len(frames), 0.04)
+
+
+def test_intervention_mode_counts_and_recovers():
+    eps = [e for e in load_protocol(TINY).episodes("quick") if e.mode == "intervention"][:2]
+    records = run_episodes(Veering(), eps)
+    for r in records:
+        assert r["status"] == "finished" and r["steps"] == eps[0].max_steps
+        assert r["interventions"] >= 1 and r["intervention_steps"] == sorted(r["intervention_steps"])
+        assert max(abs(v) for v in r["d"]) < 2.0  # put back on the centre line after each excursion
