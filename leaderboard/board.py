@@ -1,0 +1,172 @@
+"""The leaderboard's storage and its evaluation step.
+
+    leaderboard/entries/<id>.json   one entry per model (the only input of `build`)
+    leaderboard/models/<id>.onnx    the submitted ONNX file, kept so that `verify` can re-evaluate it
+
+An entry (ENTRY_SCHEMA_VERSION 1):
+
+    schema_version  1
+    id              slug of the card's name; the file name
+    kind            "submission" (an ONNX file) or "reference" (the teacher, the straight-ahead policy)
+    card            the validated model card (leaderboard/card.py)
+    policy          "onnx", "teacher" or "straight"
+    model           the ONNX file: file (relative to the leaderboard directory), sha256, bytes,
+                    ir_version, opset, producer, recurrent, state_size, inputs, outputs; null for references
+    protocol        name, sha256 (of the protocol file), profile, horizons
+    evaluation      the settings that fix the numbers (group_size, drift_reference) and how it ran
+                    (episodes, seconds, workers, memory_limit_mb, time_limit_s)
+    score           value, survival_t_max per crash condition, the tie-break values (leaderboard/ranking.py)
+    metrics         benchmark/results.py's metrics: per condition survival S(T) and cumulative cost J(T)
+                    at the horizons, crash rates, offsets, growth exponent, drift, autonomy, ...
+    git_sha, packages, hardware, date    provenance of the evaluation (date: ISO 8601, UTC)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from benchmark.protocol import DEFAULT_PROTOCOL
+
+from .common import ENTRY_SCHEMA_VERSION, Rejected, entries_dir
+from .ranking import score_of
+
+
+class BoardError(RuntimeError):
+    """A leaderboard directory whose entries cannot be read or do not belong together."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationOptions:
+    """How entries are evaluated (shared by submit, add-reference, baselines and verify)."""
+
+    root: Path = Path("leaderboard")
+    """Leaderboard directory: entries/, models/, README.md, index.html."""
+    protocol: str = DEFAULT_PROTOCOL
+    """Protocol name (benchmark/protocols/<name>.yaml) or path."""
+    profile: Literal["quick", "full"] = "full"
+    """Protocol profile; the leaderboard uses full."""
+    workers: int = 2
+    """Evaluation worker processes."""
+    group_size: int = 8
+    """Most episodes stepped in lockstep in one group (stored in the entry: it fixes the numbers)."""
+    drift_reference: bool = True
+    """Compute the drift metric against the teacher (evaluates the teacher on the profile once, under results/)."""
+    memory_limit_mb: int = 8192
+    """Address-space limit of every process that runs a submitted model [MiB]."""
+    time_limit_s: float = 3600.0
+    """Wall-clock limit of one evaluation [s]."""
+    work_dir: Path = Path("results/leaderboard")
+    """Where evaluation records are written (an interrupted submission resumes from them)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def read_entry(path: Path) -> dict[str, Any]:
+    try:
+        entry = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BoardError(f"{path}: not a readable entry ({exc})") from None
+    for key in ("schema_version", "id", "kind", "card", "protocol", "metrics", "date"):
+        if key not in entry:
+            raise BoardError(f"{path}: not a leaderboard entry (no '{key}')")
+    if entry["schema_version"] != ENTRY_SCHEMA_VERSION:
+        raise BoardError(f"{path}: entry schema version {entry['schema_version']}, expected {ENTRY_SCHEMA_VERSION}")
+    if entry["id"] != Path(path).stem:
+        raise BoardError(f"{path}: the entry's id {entry['id']!r} does not match its file name")
+    return entry
+
+
+def load_entries(root: Path) -> list[dict[str, Any]]:
+    """Every entry of the leaderboard at `root`, in file-name order."""
+    directory = entries_dir(root)
+    if not directory.is_dir():
+        return []
+    return [read_entry(p) for p in sorted(directory.glob("*.json"))]
+
+
+def protocol_of(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The protocol (name, sha256, profile, horizons) shared by all entries; BoardError if they differ."""
+    seen = {(e["protocol"]["name"], e["protocol"]["sha256"], e["protocol"]["profile"]) for e in entries}
+    if len(seen) > 1:
+        listing = "; ".join(f"{n} ({p}, sha256 {s[:12]})" for n, s, p in sorted(seen))
+        raise BoardError(f"the entries were evaluated under different protocols: {listing}")
+    return entries[0]["protocol"] if entries else None
+
+
+def run_evaluation(policy: str, run_name: str, options: EvaluationOptions, out: Path, *, resume: bool = True,
+                   group_size: int | None = None, drift_reference: bool | None = None) -> tuple[dict, float]:
+    """Evaluate `policy` through benchmark.evaluate (worker processes with the memory and time
+    limits); returns (results, seconds)."""
+    from benchmark.evaluate import EvaluateConfig, evaluate
+
+    config = EvaluateConfig(
+        policy=policy, name=run_name, protocol=options.protocol, profile=options.profile, out=out,
+        workers=options.workers, group_size=options.group_size if group_size is None else group_size,
+        resume=resume, drift_reference=options.drift_reference if drift_reference is None else drift_reference,
+        memory_limit_mb=options.memory_limit_mb, time_limit_s=options.time_limit_s, progress=options.progress)
+    start = time.monotonic()
+    try:
+        results = evaluate(config)
+    except BaseException:
+        _close_progress_bars()  # so that the message starts on a line of its own
+        raise
+    return results, time.monotonic() - start
+
+
+def _close_progress_bars() -> None:
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+
+
+def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: Path, *, resume: bool = True,
+                   group_size: int | None = None, drift_reference: bool | None = None) -> tuple[dict, float]:
+    """run_evaluation with its failures turned into a Rejected saying why."""
+    from benchmark.evaluate import EvaluationError
+
+    try:
+        return run_evaluation(policy, run_name, options, out, resume=resume, group_size=group_size,
+                              drift_reference=drift_reference)
+    except EvaluationError as exc:
+        text = str(exc)
+        if "time limit" in text:
+            raise Rejected(f"the evaluation did not finish within its time limit of {options.time_limit_s:g} s",
+                           "Make inference faster (one batch of up to 8 frames per step, single-threaded on the "
+                           "CPU)") from None
+        if "died" in text or "memory" in text:
+            raise Rejected(f"the model crashed or ran out of memory during the evaluation ({text}; memory limit "
+                           f"{options.memory_limit_mb} MiB per process)",
+                           "Check that it runs with onnxruntime on the CPU within that memory") from None
+        raise Rejected(f"the evaluation failed ({text})", "Check that the model runs with onnxruntime on the CPU") \
+            from None
+    except Exception as exc:  # an error raised in a worker (e.g. onnxruntime refusing the file) comes back here
+        raise Rejected(f"the evaluation failed ({type(exc).__name__}: {exc})",
+                       "Check that the model runs with onnxruntime on the CPU") from None
+
+
+def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, model: dict[str, Any] | None,
+               results: dict[str, Any], options: EvaluationOptions, seconds: float) -> dict[str, Any]:
+    metrics = results["metrics"]
+    return {
+        "schema_version": ENTRY_SCHEMA_VERSION,
+        "id": entry_id,
+        "kind": kind,
+        "card": card,
+        "policy": policy,
+        "model": model,
+        "protocol": results["protocol"],
+        "evaluation": {"group_size": options.group_size, "drift_reference": options.drift_reference,
+                       "episodes": metrics["episodes"], "seconds": round(seconds, 1), "workers": options.workers,
+                       "memory_limit_mb": options.memory_limit_mb, "time_limit_s": options.time_limit_s},
+        "score": score_of(metrics),
+        "metrics": metrics,
+        "git_sha": results["git_sha"],
+        "packages": results["packages"],
+        "hardware": results["hardware"],
+        "date": results["date"],
+    }

@@ -1,0 +1,140 @@
+"""`python -m leaderboard verify`: check that every entry is what it claims to be.
+
+Per entry, in order:
+
+1. TAMPERED: the entry's own parts disagree: the kept ONNX file (models/<id>.onnx) is missing or
+   its sha256 differs from the entry's, or the stored score differs from the score computed from
+   the stored metrics.
+2. MISMATCH: the entry was evaluated under another protocol file than the current one (name,
+   profile, sha256), or a fresh evaluation (same protocol, profile, group size and drift setting;
+   a new records directory, nothing resumed) gives metrics that differ from the stored ones. The
+   harness is deterministic, so on the same software every number reproduces exactly; `--rtol`
+   allows a relative tolerance for other machines.
+3. ERROR: the fresh evaluation failed.
+4. OK otherwise.
+
+The command exits non-zero unless every checked entry is OK.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .board import EvaluationOptions, load_entries, evaluate_entry
+from .common import Rejected, canonical, differences
+from .ranking import score_of
+
+OK, TAMPERED, MISMATCH, ERROR = "OK", "TAMPERED", "MISMATCH", "ERROR"
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyConfig(EvaluationOptions):
+    """Re-evaluate the leaderboard's entries and check that their stored metrics and model hashes reproduce."""
+
+    entries: tuple[str, ...] = ()
+    """Only these entry ids (default: all)."""
+    reevaluate: bool = True
+    """Re-run the evaluations (--no-reevaluate: only the hashes and the entries' consistency, in seconds)."""
+    rtol: float = 0.0
+    """Relative tolerance of the metric comparison (0: exact)."""
+    details: int = 5
+    """Most differences listed per entry."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> tuple[str, list[str]]:
+    """(status, details) of one entry."""
+    root = Path(config.root)
+    problems: list[str] = []
+    model = entry.get("model")
+    policy = entry.get("policy")
+    if entry["kind"] == "submission" or model is not None:
+        if not model or not model.get("file") or not model.get("sha256"):
+            return TAMPERED, ["the entry names no model file and sha256"]
+        path = root / model["file"]
+        if not path.is_file():
+            return TAMPERED, [f"the model file {model['file']} is missing"]
+        digest = _sha256(path)
+        if digest != model["sha256"]:
+            return TAMPERED, [f"{model['file']} has sha256 {digest[:16]}..., the entry says {model['sha256'][:16]}..."]
+        policy_arg = str(path)
+    elif policy in ("teacher", "straight"):
+        policy_arg = policy
+    else:
+        return TAMPERED, [f"the entry's policy {policy!r} is neither a model file nor a reference policy"]
+    stored_score = canonical(entry.get("score"))
+    fresh_score = canonical(score_of(entry["metrics"]))
+    problems = differences(stored_score, fresh_score, 0.0, "score")
+    if problems:
+        return TAMPERED, ["the stored score does not follow from the stored metrics: " + problems[0]]
+
+    from benchmark.protocol import ProtocolError, load_protocol
+
+    try:
+        protocol = load_protocol(config.protocol)
+    except ProtocolError as exc:
+        return ERROR, [str(exc)]
+    stored = entry["protocol"]
+    if (stored["name"], stored["sha256"], stored["profile"]) != (protocol.name, protocol.sha256, config.profile):
+        return MISMATCH, [f"evaluated under {stored['name']} ({stored['profile']}, sha256 {stored['sha256'][:12]}), "
+                          f"verifying under {protocol.name} ({config.profile}, {protocol.sha256[:12]})"]
+    if not config.reevaluate:
+        return OK, ["hashes and score consistent (not re-evaluated)"]
+    settings = entry.get("evaluation", {})
+    out = scratch / entry["id"]
+    try:
+        results, _ = evaluate_entry(policy_arg, f"verify-{entry['id']}", config, out, resume=False,
+                                    group_size=int(settings.get("group_size", config.group_size)),
+                                    drift_reference=bool(settings.get("drift_reference", config.drift_reference)))
+    except Rejected as exc:
+        return ERROR, [str(exc).removeprefix("rejected: ")]
+    diffs = differences(canonical(entry["metrics"]), canonical(results["metrics"]), config.rtol, "metrics")
+    if diffs:
+        return MISMATCH, [f"{len(diffs)} metric(s) differ from a fresh evaluation", *diffs[: config.details]]
+    return OK, ["metrics reproduce" + (" exactly" if config.rtol == 0 else f" within rtol {config.rtol:g}")]
+
+
+def verify(config: VerifyConfig) -> dict[str, Any]:
+    entries = load_entries(config.root)
+    if config.entries:
+        unknown = sorted(set(config.entries) - {e["id"] for e in entries})
+        if unknown:
+            raise ValueError(f"no entries {', '.join(unknown)} in {config.root}")
+        entries = [e for e in entries if e["id"] in config.entries]
+    report: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        scratch = Path(config.work_dir)  # fresh evaluations go to a new directory in it, removed afterwards
+        if config.reevaluate and entries:
+            scratch.mkdir(parents=True, exist_ok=True)
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verify-", dir=scratch)))
+        for entry in entries:
+            status, details = check_entry(entry, config, scratch)
+            report[entry["id"]] = {"status": status, "details": details}
+    return {"ok": all(r["status"] == OK for r in report.values()), "checked": len(report), "entries": report}
+
+
+def format_report(result: dict[str, Any]) -> str:
+    lines = []
+    for entry_id, r in result["entries"].items():
+        lines.append(f"{r['status']:<9}{entry_id}: {r['details'][0] if r['details'] else ''}")
+        lines += [f"{'':<11}{d}" for d in r["details"][1:]]
+    bad = sum(r["status"] != OK for r in result["entries"].values())
+    lines.append(f"{result['checked']} entries checked, {bad} with problems" if bad else
+                 f"{result['checked']} entries checked, all OK")
+    return "\n".join(lines)
+
+
+def run(config: VerifyConfig) -> dict[str, Any]:
+    return verify(config)
