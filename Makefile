@@ -8,7 +8,9 @@ export PYGAME_HIDE_SUPPORT_PROMPT := 1
 export SDL_VIDEODRIVER ?= offscreen
 export SDL_AUDIODRIVER ?= dummy
 
-.PHONY: help install test test-slow test-all perf frames clean
+.PHONY: help install browser test test-slow test-all perf frames record baselines bench plot submit \
+        leaderboard leaderboard-baselines verify clean
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -20,13 +22,16 @@ $(STAMP): requirements.txt
 
 install: $(STAMP)  ## create .venv with the pinned dependencies
 
-test: $(STAMP)  ## the fast test tier (what CI runs)
+browser:  ## Debian's chromium, for the leaderboard page test (apt-get; root or sudo)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+test: $(STAMP) browser  ## the fast test tier (what CI runs)
 	$(PY) -m pytest -m "not slow and not perf" -q
 
 test-slow: $(STAMP)  ## long sweeps and end-to-end runs
 	$(PY) -m pytest -m "slow" -q
 
-test-all: $(STAMP)  ## every test except the performance benchmarks
+test-all: $(STAMP) browser  ## every test except the performance benchmarks
 	$(PY) -m pytest -m "not perf" -q
 
 perf: $(STAMP)  ## performance benchmarks (pytest-benchmark), ratios measured side by side
@@ -34,6 +39,28 @@ perf: $(STAMP)  ## performance benchmarks (pytest-benchmark), ratios measured si
 
 frames: $(STAMP)  ## the camera figure: docs/frames.png
 	$(PY) -m benchmark frames --out docs/frames.png
+
+record: $(STAMP)  ## record the teacher on the training tracks into data/teacher
+	$(PY) -m benchmark record --out data/teacher
+
+baselines: $(STAMP)  ## train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) into models/zoo
+	$(PY) -m benchmark baselines
+
+bench: $(STAMP)  ## evaluate the zoo, the teacher and straight-ahead on the quick profile -> results/
+	$(PY) -m benchmark bench
+
+submit: $(STAMP)  ## add a model to the leaderboard: make submit MODEL=model.onnx CARD=card.yaml
+	@test -n "$(MODEL)" || { echo "usage: make submit MODEL=path/to/model.onnx CARD=path/to/card.yaml"; exit 2; }
+	$(PY) -m leaderboard submit --model "$(MODEL)" $(if $(CARD),--card "$(CARD)")
+
+leaderboard: $(STAMP)  ## regenerate leaderboard/README.md and leaderboard/index.html from the entries
+	$(PY) -m leaderboard build
+
+leaderboard-baselines: $(STAMP)  ## add the teacher, straight-ahead and zoo entries that are missing
+	$(PY) -m leaderboard baselines
+
+verify: $(STAMP)  ## re-evaluate every leaderboard entry; fails when a metric or hash does not reproduce
+	$(PY) -m leaderboard verify
 
 clean:  ## remove caches (keeps .venv, data and results)
 	rm -rf .pytest_cache .benchmarks

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("benchmark.evaluate", "EvaluateConfig"),
     "baselines": ("benchmark.baselines", "BaselinesConfig"),
     "plot": ("benchmark.plots", "PlotConfig"),
+    "bench": ("benchmark.bench", "BenchConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -33,6 +34,7 @@ SUMMARIES = {
     "import-udacity": "import a Udacity-style recording (driving_log.csv + images) as a dataset",
     "train": "train a policy: bc, dagger, dart or hg-dagger",
     "evaluate": "evaluate a policy on the versioned protocol (records + results JSON)",
+    "bench": "evaluate the zoo, the teacher and straight-ahead (quick profile); figures and summary",
     "plot": "figures (error growth, drift, survival, autonomy, trajectories) and the results table",
     "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
     "train bc": "behaviour cloning from a recorded dataset",

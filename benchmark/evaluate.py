@@ -215,7 +215,7 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[dict]], None] | No
     bar.close()
     teacher = None
     if config.drift_reference and spec["kind"] != "teacher":
-        teacher = teacher_records(protocol.name, config.profile, config, sorted({e.condition for e in episodes}))
+        teacher = teacher_records(config.protocol, config.profile, config, sorted({e.condition for e in episodes}))
     order = {e.key: i for i, e in enumerate(episodes)}
     records.sort(key=lambda r: order[r["key"]])
     results = {
@@ -234,15 +234,16 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[dict]], None] | No
     return results
 
 
-def teacher_records(protocol: str, profile: str, config: EvaluateConfig, conditions: list[str]) -> list[dict]:
+def teacher_records(protocol_ref: str, profile: str, config: EvaluateConfig, conditions: list[str]) -> list[dict]:
     """The teacher's records on the same protocol episodes; the teacher is evaluated on the whole
-    profile first when any of them is missing."""
-    path = default_out(protocol, profile, "teacher") / "records.jsonl"
+    profile first when any of them is missing. `protocol_ref` is a protocol name or path."""
+    protocol = load_protocol(protocol_ref)
+    path = default_out(protocol.name, profile, "teacher") / "records.jsonl"
     meta, records = _read_records(path)
-    needed = {e.key for e in load_protocol(protocol).episodes(profile, conditions)}
+    needed = {e.key for e in protocol.episodes(profile, conditions)}
     if not needed <= {r["key"] for r in records}:
-        everything = sorted({e.condition for e in load_protocol(protocol).episodes(profile)})
-        evaluate(EvaluateConfig(policy="teacher", protocol=protocol, profile=profile, workers=config.workers,
+        everything = sorted({e.condition for e in protocol.episodes(profile)})
+        evaluate(EvaluateConfig(policy="teacher", protocol=protocol_ref, profile=profile, workers=config.workers,
                                 group_size=config.group_size, progress=config.progress, drift_reference=False,
                                 resume=meta is None or meta.get("conditions") == everything))
         _, records = _read_records(path)
