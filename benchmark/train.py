@@ -49,7 +49,9 @@ class TrainConfig:
     batch_size: int = 64
     """Samples per optimiser step."""
     lr: float = 1e-3
-    """Adam learning rate (cosine-decayed to 10% over the run)."""
+    """Adam learning rate (linear warm-up, then cosine-decayed to 10% over the run)."""
+    warmup_updates: int = 100
+    """Updates of linear learning-rate warm-up (the first Adam steps from a fresh init overshoot)."""
     weight_decay: float = 1e-5
     """Adam weight decay."""
     val_fraction: float = 0.1
@@ -116,18 +118,22 @@ def split_episodes(dataset: Dataset, val_fraction: float, seed: int) -> tuple[np
     return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
-def _sequence_starts(dataset: Dataset, steps: np.ndarray, length: int) -> np.ndarray:
-    """Steps from which `length` consecutive steps of the same episode are all in `steps`."""
+def _sequences(dataset: Dataset, steps: np.ndarray, length: int) -> np.ndarray:
+    """(n, length) global step numbers of runs of `length` consecutive steps of one episode, all in
+    `steps` (recordings interleave episodes, so consecutive steps are not consecutive rows)."""
     idx = dataset.index
-    ep, st = idx["episode"].to_numpy(), idx["step"].to_numpy()
+    order = np.lexsort((idx["step"].to_numpy(), idx["episode"].to_numpy()))
+    ep, st = idx["episode"].to_numpy()[order], idx["step"].to_numpy()[order]
     allowed = np.zeros(len(idx), bool)
     allowed[steps] = True
-    ok = allowed.copy()
+    ok = allowed[order].copy()
+    n = len(order)
     for k in range(1, length):
-        nxt = np.zeros(len(idx), bool)
-        nxt[:-k] = allowed[k:] & (ep[k:] == ep[:-k]) & (st[k:] == st[:-k] + k)
+        nxt = np.zeros(n, bool)
+        nxt[:-k] = allowed[order][k:] & (ep[k:] == ep[:-k]) & (st[k:] == st[:-k] + k)
         ok &= nxt
-    return np.flatnonzero(ok)
+    starts = np.flatnonzero(ok)
+    return order[starts[:, None] + np.arange(length)[None, :]]
 
 
 class Prefetcher:
@@ -237,16 +243,19 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
     maker = SampleMaker(dataset, config.augment, seed=config.seed)
     if recurrent:  # sequences keep one camera, no synthetic views (they would break in time)
         maker = SampleMaker(dataset, replace(config.augment, synthetic_prob=0.0), seed=config.seed)
-        train_starts = _sequence_starts(dataset, train_steps, config.seq_len)
-        if len(train_starts) == 0:
+        train_seqs = _sequences(dataset, train_steps, config.seq_len)
+        if len(train_seqs) == 0:
             raise ValueError(f"no training sequences of {config.seq_len} steps")
     per_epoch = math.ceil(len(train_steps) / config.batch_size)
     total_updates = per_epoch * config.epochs
     if config.max_updates:
         total_updates = min(total_updates, config.max_updates)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda u: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(u / max(total_updates, 1), 1.0))))
+    def lr_factor(u: int) -> float:
+        warm = min(1.0, (u + 1) / max(config.warmup_updates, 1))
+        return warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(u / max(total_updates, 1), 1.0))))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
 
     state = {"epoch": 0, "updates": 0, "best_val_loss": math.inf, "log": []}
     ckpt = out / "checkpoint"
@@ -262,8 +271,8 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
     def make_batch(job):
         epoch, b, steps = job
         rng = np.random.default_rng([config.seed, epoch, b])
-        if recurrent:
-            flat = (steps[:, None] + np.arange(config.seq_len)[None, :]).reshape(-1)
+        if recurrent:  # `steps` holds sequence numbers into train_seqs
+            flat = train_seqs[steps].reshape(-1)
             cams = np.repeat(rng.integers(0, 3, len(steps)) if config.augment.side_cameras else np.ones(len(steps), int),
                              config.seq_len)
             frames, labels = maker.batch(flat, rng, cams)
@@ -272,7 +281,7 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
 
     def epoch_jobs(epoch: int) -> list:
         rng = np.random.default_rng([config.seed, epoch, 1])
-        pool = train_starts if recurrent else train_steps
+        pool = np.arange(len(train_seqs)) if recurrent else train_steps
         n = len(train_steps) if not recurrent else max(len(pool) // config.seq_len, 1)
         weights = None if recurrent else maker.weights(pool)
         order = rng.choice(pool, size=n, replace=weights is not None, p=weights) if weights is not None else rng.permutation(pool)[:n]

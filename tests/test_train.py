@@ -21,30 +21,41 @@ def test_validation_split_is_by_whole_episodes(small_dataset):
     assert len(val) and set(eps[train]).isdisjoint(eps[val]) and len(train) + len(val) == len(ds)
 
 
-def test_a_short_training_run_lowers_the_validation_loss(small_dataset, tmp_path):
-    from models import ModelConfig, build_model
+def test_a_killed_training_run_resumes_to_identical_weights(small_dataset, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
 
-    ds = Dataset.open(small_dataset)
-    cfg = config(tmp_path, data=small_dataset, epochs=3, augment=AugmentConfig(side_cameras=True))
-    torch.manual_seed(cfg.seed)
-    untrained = build_model(ModelConfig())
-    _, val = split_episodes(ds, cfg.val_fraction, cfg.seed)
-    before = evaluate_loss(untrained, ds, val, cfg, torch, torch.device("cpu"))
-    result = fit(cfg, ds)
-    assert result.best_val_loss < 0.5 * before
-    assert list(result.log["epoch"]) == [1, 2, 3]
-    for name in ("train_log.csv", "train_config.json", "model/model.safetensors", "checkpoint/state.json"):
-        assert (tmp_path / "run" / name).exists()
+    from models import load_model
 
-
-def test_resume_after_an_interruption_gives_identical_weights(small_dataset, tmp_path):
-    ds = Dataset.open(small_dataset)
-    whole = fit(config(tmp_path / "a", data=small_dataset, epochs=2), ds)
-    fit(config(tmp_path / "b", data=small_dataset, epochs=1), ds)  # "interrupted" after one epoch
-    resumed = fit(config(tmp_path / "b", data=small_dataset, epochs=2), ds)
-    assert resumed.updates == whole.updates
-    a, b = whole.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    root = Path(__file__).resolve().parents[1]
+    args = ["--data", str(small_dataset), "--epochs", "3", "--batch-size", "32", "--val-fraction", "0.25",
+            "--threads", "1", "--no-progress"]
+    whole = tmp_path / "whole"
+    subprocess.run([sys.executable, "-m", "benchmark", "train", "bc", "--out", str(whole), *args], cwd=root,
+                   check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "benchmark", "train", "bc", "--out", str(killed), *args]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    state = killed / "checkpoint" / "state.json"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads(state.read_text())["epoch"] < 3, "the run should have been killed part-way"
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True)  # same command: resumes
+    for sub in ("model", "checkpoint/model"):
+        a, b = load_model(whole / sub).state_dict(), load_model(killed / sub).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a), sub
+    assert (whole / "train_log.csv").read_text().count("\n") == (killed / "train_log.csv").read_text().count("\n")
 
 
 def test_recurrent_and_gaussian_models_train(small_dataset, tmp_path):
@@ -66,6 +77,7 @@ def test_help_comes_from_the_field_docs(capsys):
 
 @pytest.fixture(scope="module")
 def oval_dataset(tmp_path_factory):
+    """Teacher driving on the oval from displaced starts: 8 episodes of 250 steps."""
     from benchmark.record import RecordConfig, run
 
     out = tmp_path_factory.mktemp("oval") / "data"
@@ -74,13 +86,34 @@ def oval_dataset(tmp_path_factory):
     return out
 
 
-def test_a_policy_trained_on_a_small_dataset_drives_farther_than_straight_ahead(oval_dataset, tmp_path):
+@pytest.fixture(scope="module")
+def oval_run(oval_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("oval-run")
+    cfg = TrainConfig(data=oval_dataset, out=out / "run", epochs=6, batch_size=32, val_fraction=0.25, threads=2,
+                      progress=False)
+    return cfg, fit(cfg)
+
+
+def test_a_short_training_run_lowers_the_validation_loss(oval_dataset, oval_run):
+    from models import ModelConfig, build_model
+
+    cfg, result = oval_run
+    ds = Dataset.open(oval_dataset)
+    torch.manual_seed(cfg.seed)
+    _, val = split_episodes(ds, cfg.val_fraction, cfg.seed)
+    before = evaluate_loss(build_model(ModelConfig()), ds, val, cfg, torch, torch.device("cpu"))
+    assert result.best_val_loss < 0.5 * before
+    assert list(result.log["epoch"]) == list(range(1, 7))
+    for name in ("train_log.csv", "train_config.json", "model/model.safetensors", "checkpoint/state.json"):
+        assert (cfg.out / name).exists()
+
+
+def test_a_policy_trained_on_a_small_dataset_drives_farther_than_straight_ahead(oval_run):
     from benchmark.policies import StraightPolicy, TorchPolicy
     from benchmark.protocol import EvalEpisode
     from benchmark.rollout import run_episodes
 
-    result = fit(config(tmp_path, data=oval_dataset, epochs=6, val_fraction=0.125,
-                        augment=AugmentConfig(side_cameras=True)))
+    _, result = oval_run
     episodes = [EvalEpisode(key=f"oval|nominal|crash|{k}", track="oval", track_seed=None, condition="nominal",
                             mode="crash", index=k, seed=100 + k, max_steps=300) for k in range(4)]
     learned = run_episodes(TorchPolicy(result.model, device="cpu"), episodes)
