@@ -90,6 +90,7 @@ class MapTexture:
         self.levels = [base]
         while min(self.levels[-1].shape[:2]) > 64 and len(self.levels) < 7:
             self.levels.append(np.ascontiguousarray(cv2.pyrDown(self.levels[-1])))
+        self._w2p = [self.world_to_pixel(k) for k in range(len(self.levels))]
 
     def world_to_pixel(self, level: int = 0) -> np.ndarray:
         """3x3 matrix taking homogeneous world (x, y, 1) to pixel (u, v, 1) of a level."""
@@ -168,6 +169,7 @@ class Camera:
         ground = np.isfinite(self.row_distance) & (self.row_distance <= c.max_range_m)
         self.first_ground_row = int(np.argmax(ground)) if ground.any() else h
         self._bands = self._plan_bands()
+        self._groups, self._buffers = self._group_bands()
         self._sky = self._sky_image()
         self._haze = self._haze_weights()
 
@@ -198,15 +200,37 @@ class Camera:
         along = np.abs(far - near)
         across = np.hypot(z, c.mount_height_m) / self.fx
         along_px = along * c.map_ppm  # map texels skipped from one row to the next
-        sub = np.where(along_px > 4, self.SUPERSAMPLE, np.where(along_px > 2, 2, 1))
+        sub = np.where(along_px > 8, self.SUPERSAMPLE, np.where(along_px > 3, 2, 1))
         footprint = np.maximum(across * c.map_ppm, along_px / (2 * sub))
         level = np.clip(np.floor(np.log2(np.maximum(footprint, 1.0))), 0, 6).astype(int)
+        # The last rows before the horizon (levels 3 and up) are few and under the haze: one band
+        # at their finest level saves several warp calls per view.
+        far = level >= 3
+        if far.any():
+            level[far] = level[far].min()
         bands, start = [], 0
         for i in range(1, len(rows) + 1):
             if i == len(rows) or (level[i], sub[i]) != (level[start], sub[start]):
                 bands.append((self.first_ground_row + start, self.first_ground_row + i, int(level[start]), int(sub[start])))
                 start = i
         return bands
+
+    def _group_bands(self):
+        """Bands by supersampling factor (each factor's rows are contiguous), with their constant
+        band-to-image matrices, and one scratch buffer per factor above 1."""
+        groups, buffers = [], {}
+        for sub in sorted({b[3] for b in self._bands}, reverse=True):
+            bands = [b for b in self._bands if b[3] == sub]
+            first, last = bands[0][0], bands[-1][1]
+            parts = []
+            for r0, r1, level, _ in bands:
+                # band pixel (u, j) -> image (u, r0 - 0.5 + (j + 0.5) / sub)
+                to_image = np.array([[1.0, 0, 0], [0, 1.0 / sub, r0 - 0.5 + 0.5 / sub], [0, 0, 1.0]])
+                parts.append((r0, r1, level, to_image, (r0 - first) * sub))
+            groups.append((sub, (first, last), parts))
+            if sub > 1:
+                buffers[sub] = np.empty(((last - first) * sub, self.config.width, 3), np.uint8)
+        return groups, buffers
 
     def _sky_image(self) -> np.ndarray:
         h = max(self.first_ground_row, 1)
@@ -257,22 +281,20 @@ class Camera:
         g0 = self.first_ground_row
         out[:g0] = self._sky[:g0]
         if self._bands:
-            img_from_ground = self.ground_homography(x, y, heading)
-            ground_from_img = np.linalg.inv(img_from_ground)
-            for r0, r1, level, sub in self._bands:
-                lv = min(level, len(texture.levels) - 1)
-                # band pixel (u, j) -> image (u, r0 - 0.5 + (j + 0.5) / sub)
-                to_image = np.array([[1.0, 0, 0], [0, 1.0 / sub, r0 - 0.5 + 0.5 / sub], [0, 0, 1.0]])
-                M = texture.world_to_pixel(lv) @ ground_from_img @ to_image
-                size = (c.width, (r1 - r0) * sub)
-                flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-                if sub == 1:
-                    cv2.warpPerspective(texture.levels[lv], M, size, dst=out[r0:r1], flags=flags,
+            ground_from_img = np.linalg.inv(self.ground_homography(x, y, heading))
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            # Bands sharing a supersampling factor are warped into one buffer, then averaged
+            # down to image rows with a single area resize.
+            for sub, (first, last), parts in self._groups:
+                fine = out[first:last] if sub == 1 else self._buffers[sub]
+                for r0, r1, level, to_image, offset in parts:
+                    lv = min(level, len(texture.levels) - 1)
+                    M = texture._w2p[lv] @ ground_from_img @ to_image
+                    cv2.warpPerspective(texture.levels[lv], M, (c.width, (r1 - r0) * sub),
+                                        dst=fine[offset: offset + (r1 - r0) * sub], flags=flags,
                                         borderMode=cv2.BORDER_CONSTANT, borderValue=GRASS)
-                else:
-                    fine = cv2.warpPerspective(texture.levels[lv], M, size, flags=flags,
-                                               borderMode=cv2.BORDER_CONSTANT, borderValue=GRASS)
-                    out[r0:r1] = fine.reshape(r1 - r0, sub, c.width, 3).mean(axis=1, dtype=np.float32).astype(np.uint8)
+                if sub > 1:
+                    cv2.resize(fine, (c.width, last - first), dst=out[first:last], interpolation=cv2.INTER_AREA)
             if self._haze is not None:
                 n, alpha = self._haze
                 band = out[g0 : g0 + n].astype(np.float32)

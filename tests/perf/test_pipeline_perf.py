@@ -1,0 +1,159 @@
+"""Training pipeline, recording and closed-loop evaluation throughput, each against its bare
+reference in the same run; peak memory of a training run."""
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytestmark = pytest.mark.perf
+
+ROOT = Path(__file__).resolve().parents[2]
+BATCH = 64
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from benchmark.record import RecordConfig, run
+
+    out = tmp_path_factory.mktemp("perf") / "data"
+    run(RecordConfig(out=out, tracks=("racetrack", "oval"), procedural_seeds="0-3", episodes_per_track=1, steps=300,
+                     seed=0, progress=False))
+    return out
+
+
+def model_and_optimizer():
+    from models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig()).to(memory_format=torch.channels_last)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-4)
+
+
+def test_training_pipeline_vs_bare_forward_backward(compare, dataset):
+    """Loading from the memory map, shifted-camera augmentation (side cameras, flat-ground warps,
+    return-to-centre labels) in the prefetch thread, then forward and backward; the reference is
+    forward and backward alone on one batch already in memory."""
+    from benchmark.augment import AugmentConfig, SampleMaker
+    from benchmark.dataset import Dataset
+    from benchmark.train import Prefetcher
+
+    torch.set_num_threads(2)
+    ds = Dataset.open(dataset)
+    maker = SampleMaker(ds, AugmentConfig(side_cameras=True, label_rule="return", synthetic_prob=0.3,
+                                          synthetic_method="warp"))
+    model, opt = model_and_optimizer()
+    ref_model, ref_opt = model_and_optimizer()
+    batches = 8
+    rng = np.random.default_rng(0)
+    frames, labels = maker.batch(rng.integers(0, len(ds), BATCH), rng)
+    x0, y0 = torch.from_numpy(frames), torch.from_numpy(labels).reshape(-1, 1)
+
+    def step(m, o, x, y):
+        loss = m.loss(m(x), y)
+        o.zero_grad(set_to_none=True)
+        loss.backward()
+        o.step()
+
+    def pipeline():
+        jobs = [np.random.default_rng([1, b]).integers(0, len(ds), BATCH) for b in range(batches)]
+        fetch = Prefetcher(lambda steps: maker.batch(steps, np.random.default_rng(len(steps))), jobs)
+        for f, lab in fetch:
+            step(model, opt, torch.from_numpy(f), torch.from_numpy(lab).reshape(-1, 1))
+        return batches * BATCH
+
+    def bare():
+        for _ in range(batches):
+            step(ref_model, ref_opt, x0, y0)
+        return batches * BATCH
+
+    result = compare(pipeline, bare, rounds=6, name="pipeline_samples", reference_name="bare_fwd_bwd_samples")
+    assert result["ratio"] >= 0.85
+
+
+def test_recording_speed(compare, tmp_path):
+    """Frames per second written by the recorder (three cameras a step) against stepping and
+    rendering the same three views without recording."""
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from benchmark.collector import EpisodeSpec, TeacherBehaviour, collect
+    from benchmark.dataset import DatasetWriter
+
+    steps = 200
+    counter = iter(range(1000))
+
+    def record():
+        out = tmp_path / f"d{next(counter)}"
+        with DatasetWriter(out, (66, 200, 3), {}, shard_size=1000) as w:
+            stats = collect([EpisodeSpec("oval", None, seed=1, steps=steps)], TeacherBehaviour(), w, source="perf",
+                            rng=np.random.default_rng(0), progress=False)
+        return 3 * stats.labels
+
+    env = gym.make("SteerBench/Oval-v0").unwrapped
+
+    def render_only():
+        _, info = env.reset(seed=1)
+        o = env.camera_config.side_offset_m
+        for _ in range(steps):
+            env.render_view(-o), env.render_view(o)
+            env.teacher_action_at(-o), env.teacher_action_at(o)
+            _, _, _, _, info = env.step(np.array([info["teacher_action"]], np.float32))
+        return 3 * steps
+
+    result = compare(record, render_only, rounds=5, name="recorded_frames", reference_name="rendered_frames")
+    assert result["recorded_frames_per_s"] > 500
+
+
+def test_closed_loop_evaluation_vs_bare_batched_inference(compare):
+    """Closed-loop PilotNet (env step, render, batched inference, records) in one process with one
+    torch thread, as a harness worker runs, against inference alone on batches of the same size."""
+    from benchmark.policies import TorchPolicy
+    from benchmark.protocol import EvalEpisode
+    from benchmark.rollout import run_episodes
+    from models import ModelConfig, build_model
+
+    torch.set_num_threads(1)
+    policy = TorchPolicy(build_model(ModelConfig()), device="cpu")
+    n, steps = 8, 150
+    episodes = [EvalEpisode(key=f"oval|nominal|intervention|{k}", track="oval", track_seed=None, condition="nominal",
+                            mode="intervention", index=k, seed=k, max_steps=steps) for k in range(n)]
+    run_episodes(policy, episodes[:1])  # build the map, warm up
+    frames = np.random.default_rng(0).integers(0, 256, (n, 66, 200, 3), dtype=np.uint8)
+
+    def closed_loop():
+        return sum(r["steps"] for r in run_episodes(policy, episodes))
+
+    def bare():
+        for _ in range(steps):
+            policy.act(frames, np.arange(n), None)
+        return n * steps
+
+    result = compare(closed_loop, bare, rounds=5, name="closed_loop_steps", reference_name="bare_inference_frames")
+    torch.set_num_threads(2)
+    assert result["ratio"] >= 0.6
+
+
+def test_training_peak_memory_stays_under_dataset_plus_1_5_gb(dataset, tmp_path, benchmark):
+    """A training run in its own process; its peak RSS (memory-mapped frames count when touched)
+    against the dataset's size plus 1.5 GB."""
+    from benchmark.dataset import Dataset
+
+    size = Dataset.open(dataset).nbytes
+    cmd = [sys.executable, "-m", "benchmark", "train", "bc", "--data", str(dataset), "--out", str(tmp_path / "run"),
+           "--epochs", "1", "--side-cameras", "--synthetic-prob", "0.3", "--label-rule", "return", "--no-progress"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+    def train():
+        subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+
+    benchmark.pedantic(train, rounds=1, iterations=1)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+    benchmark.extra_info.update({"dataset_bytes": size, "peak_rss_bytes": peak, "budget_bytes": size + 1.5e9})
+    print(f"\n[perf] training peak RSS {peak / 1e9:.2f} GB; dataset {size / 1e9:.2f} GB; "
+          f"budget {(size + 1.5e9) / 1e9:.2f} GB (ratio {peak / (size + 1.5e9):.2f})")
+    assert before <= peak < size + 1.5e9
