@@ -89,8 +89,10 @@ def oval_dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def oval_run(oval_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("oval-run")
+    # Side cameras labelled to return to the centre in 2 s: with this little data, centre-camera BC
+    # drives the whole run for some seeds only, shifted cameras for every seed tried.
     cfg = TrainConfig(data=oval_dataset, out=out / "run", epochs=6, batch_size=32, val_fraction=0.25, threads=2,
-                      progress=False)
+                      progress=False, augment=AugmentConfig(side_cameras=True, label_rule="return"))
     return cfg, fit(cfg)
 
 
@@ -119,4 +121,4 @@ def test_a_policy_trained_on_a_small_dataset_drives_farther_than_straight_ahead(
     learned = run_episodes(TorchPolicy(result.model, device="cpu"), episodes)
     straight = run_episodes(StraightPolicy(), episodes)
     dist = lambda records: np.mean([r["distance_m"] for r in records])  # noqa: E731
-    assert dist(learned) > 1.5 * dist(straight)
+    assert dist(learned) > 2.0 * dist(straight)
