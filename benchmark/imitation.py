@@ -261,23 +261,42 @@ def run_imitation(config: ImitationConfig, method: str, behaviour_for_round) -> 
             "val_crash_rate": best["val_crash_rate"], "val_offset_m": best["val_offset_m"], "card": card}
 
 
+METHOD_NAMES = {"bc": "behaviour cloning", "dagger": "DAgger", "dart": "DART", "hg-dagger": "HG-DAgger"}
+
+
 def model_card(config, method: str, log: list[dict], best: dict, totals: CollectStats, out: Path) -> str:
-    """Write card.json and model.onnx for the chosen model; returns the card path."""
+    """Write card.json (the leaderboard's card schema, details under `extra`) and model.onnx for the
+    chosen model; returns the card path."""
     from models import export_onnx, load_model
 
     model = load_model(out / "model")
     export_onnx(model, out / "model.onnx")
+    details = {"beta_schedule": getattr(config, "beta_schedule", None), "noise": getattr(config, "noise", None),
+               "side_cameras": config.augment.side_cameras, "label_rule": config.augment.label_rule,
+               "synthetic_prob": config.augment.synthetic_prob}
+    described = ", ".join(f"{k} {v}" for k, v in details.items() if v not in (None, False, 0.0))
     card = {
-        "name": out.name, "method": method, "architecture": {"arch": config.arch, "head": config.head},
-        "seed": config.seed, "label_budget": config.label_budget, "labels": totals.labels,
-        "teacher_queries": totals.teacher_queries, "env_steps": totals.env_steps, "rounds": config.rounds,
-        "chosen_round": best["round"], "validation": {k: v for k, v in best.items() if k.startswith("val_")},
-        "training": {"tracks": list(config.tracks), "procedural_seeds": config.procedural_seeds},
-        "data_sha256": sha256_file(out / "data" / "manifest.json"),
-        "model_sha256": sha256_file(out / "model" / "model.safetensors"),
-        "onnx_sha256": sha256_file(out / "model.onnx"),
-        "config": _jsonable(asdict(config)), "command": command_line(), "git_sha": git_sha(),
-        "packages": package_versions(), "rounds_log": log,
+        "name": out.name,
+        "authors": ["SteerBench baselines"],
+        "method": f"{METHOD_NAMES.get(method, method)}, {config.arch} ({config.head} head), {config.rounds} round(s); "
+                  f"{described}",
+        "training": {"tracks": [*config.tracks, f"procedural:{config.procedural_seeds}"], "seeds": [config.seed]},
+        "label_budget": int(totals.labels),
+        "env_steps": int(totals.env_steps),
+        "licence": "MIT",
+        "code": "benchmark/imitation.py",
+        "description": f"Made by `{command_line()}`; the round chosen by closed-loop validation: {best['round']}.",
+        "extra": {
+            "algorithm": method, "architecture": {"arch": config.arch, "head": config.head},
+            "label_budget_requested": config.label_budget, "teacher_queries": totals.teacher_queries,
+            "rounds": config.rounds, "chosen_round": best["round"],
+            "validation": {k: v for k, v in best.items() if k.startswith("val_")},
+            "data_sha256": sha256_file(out / "data" / "manifest.json"),
+            "model_sha256": sha256_file(out / "model" / "model.safetensors"),
+            "onnx_sha256": sha256_file(out / "model.onnx"),
+            "config": _jsonable(asdict(config)), "command": command_line(), "git_sha": git_sha(),
+            "packages": package_versions(), "rounds_log": log,
+        },
     }
     write_json_atomic(out / "card.json", card)
     return str(out / "card.json")
