@@ -48,7 +48,7 @@ class BaselinesConfig:
     """Epochs per round of the interactive methods."""
     procedural_seeds: str = "0-39"
     """Procedural training seeds."""
-    steps: int = 300
+    steps: int = 150
     """Most steps per collection episode."""
     seed: int = 0
     """One seed for every method."""

@@ -150,11 +150,14 @@ def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], 
 def collect(episodes: Sequence[EpisodeSpec], behaviour, writer: DatasetWriter | None, *, source: str,
             round_: int = 0, rng: np.random.Generator, env_kwargs: dict | None = None,
             label_budget: int | None = None, lockstep: int = 8, first_episode: int = 0,
-            progress: bool = True, desc: str = "collect", max_env_steps: int | None = None) -> CollectStats:
+            progress: bool = True, desc: str = "collect", max_env_steps: int | None = None,
+            max_offset_m: float | None = None) -> CollectStats:
     """Run `episodes` with `behaviour`, store aggregated steps in `writer`; see the module doc.
 
     Stops when the episodes run out, `label_budget` labels are stored, or `max_env_steps`
     environment steps were taken (a gated learner may drive long without asking for labels).
+    An episode also ends when the car is more than `max_offset_m` off its lane centre (a safety
+    driver's reset: labels far outside the lane are saturated and teach little).
     """
     env_kwargs = dict(env_kwargs or {})
     stats = CollectStats()
@@ -207,9 +210,10 @@ def collect(episodes: Sequence[EpisodeSpec], behaviour, writer: DatasetWriter | 
             stats.env_steps += 1
             if not label_budget:
                 bar.update(1)
-            if terminated or truncated or s["steps"] >= s["spec"].steps:
+            too_far = max_offset_m is not None and abs(info["lateral_offset"]) > max_offset_m
+            if terminated or truncated or too_far or s["steps"] >= s["spec"].steps:
                 stats.episodes += 1
-                stats.failures += int(info["failure"] is not None)
+                stats.failures += int(info["failure"] is not None or too_far)
                 stats.abs_offsets.append(float(np.mean(s["offsets"])))
                 env.close()
                 start(k)

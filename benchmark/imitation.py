@@ -61,8 +61,10 @@ class ImitationConfig:
     """Built-in training tracks."""
     procedural_seeds: str = "0-39"
     """Procedural training seeds."""
-    steps: int = 300
-    """Most policy steps per collection episode."""
+    steps: int = 150
+    """Most policy steps per collection episode (short episodes spread a round over many tracks)."""
+    max_offset_m: float = 2.5
+    """A collection episode ends when the car is this far off its lane centre (a safety driver's reset)."""
     seed: int = 0
     """Seed of everything: episodes, noise, mixtures, weights, batches."""
     arch: Literal["pilotnet", "pilotnet-gru", "resnet18"] = "pilotnet"
@@ -195,10 +197,14 @@ def closed_loop_validation(model, config: ImitationConfig) -> dict:
 
 
 def _episodes_for(config: ImitationConfig, labels: int, round_index: int, surplus: float = 3.0):
+    """Enough episodes for `labels`, over every training track in an order shuffled per round (a
+    budget that runs out early still spreads over many tracks)."""
     sources = len(config.tracks) + len(parse_seeds(config.procedural_seeds))
     per_track = max(1, math.ceil(surplus * labels / (config.steps * max(sources, 1))))
-    return training_episodes(config.tracks, config.procedural_seeds, per_track, config.steps,
-                             seed=config.seed * 1000 + round_index)
+    episodes = training_episodes(config.tracks, config.procedural_seeds, per_track, config.steps,
+                                 seed=config.seed * 1000 + round_index)
+    order = np.random.default_rng([config.seed, round_index, 3]).permutation(len(episodes))
+    return [episodes[i] for i in order]
 
 
 def _train_config(config: ImitationConfig, out: Path, round_index: int) -> TrainConfig:
@@ -236,7 +242,8 @@ def run_imitation(config: ImitationConfig, method: str, behaviour_for_round) -> 
             stats = collect(_episodes_for(config, budget, i, surplus), behaviour, writer, source=method, round_=i, rng=rng,
                             label_budget=budget, first_episode=totals.episodes, progress=config.progress,
                             desc=f"{method} round {i}/{config.rounds}",
-                            max_env_steps=int(getattr(config, "max_env_steps_factor", 0) * budget) or None)
+                            max_env_steps=int(getattr(config, "max_env_steps_factor", 0) * budget) or None,
+                            max_offset_m=config.max_offset_m)
             totals.add(stats)
             writer.flush()
             dataset = Dataset.open(out / "data", verify=False)
