@@ -41,8 +41,9 @@ class TrafficConfig:
     vehicles: int = 0
     """Number of traffic vehicles (0: no traffic)."""
     other_lane_speed: tuple[float, float] = (0.5, 0.9)
-    """Speed range of vehicles in lanes other than the ego's, as a fraction of the cruise speed
-    (the ego overtakes them). Vehicles in the ego's lane drive at the cruise speed."""
+    """Speed range of the other lanes, as a fraction of the cruise speed (the ego overtakes their
+    vehicles). One speed per lane, so that no vehicle closes on another; the ego's lane (used on
+    one-lane tracks) drives at the cruise speed."""
     min_gap_m: float = 25.0
     """Smallest gap along the track between spawned vehicles, the ego included [m]."""
 
@@ -179,6 +180,10 @@ class DrivingEnv(gym.Env):
         self.traffic: list[IDMVehicle] = []
         self._traffic_colors: list[tuple[int, int, int]] = []
         placed = [(self.lane, self._s)]
+        # One speed per lane: with lane changes off, no vehicle ever catches up with another, so
+        # the only possible collisions are the ego's.
+        lane_speed = {k: self.speed * float(rng.uniform(*cfg.other_lane_speed)) for k in range(track.lanes)}
+        lane_speed[self.lane] = self.speed
         for _ in range(cfg.vehicles):
             others = [k for k in range(track.lanes) if k != self.lane]
             lane = int(rng.choice(others)) if others else self.lane
@@ -192,7 +197,7 @@ class DrivingEnv(gym.Env):
             placed.append((lane, s))
             x, y, h = path.pose_at(s)
             seg, _ = path.locate(s)
-            speed = self.speed if lane == self.lane else self.speed * float(rng.uniform(*cfg.other_lane_speed))
+            speed = lane_speed[lane]
             v = IDMVehicle(self.road, np.array([x, y]), heading=h, speed=speed,
                            target_lane_index=track.lane_index(lane, seg), target_speed=speed,
                            enable_lane_change=False)
