@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import shlex
 import subprocess
 import sys
 from importlib import metadata
@@ -50,4 +51,11 @@ def hardware() -> dict[str, object]:
 
 
 def command_line() -> str:
-    return " ".join([Path(sys.executable).name, *sys.argv])
+    """The command that started this process as one would type it: `python -m benchmark train ...`,
+    not the absolute path of a `__main__.py` (which names the machine it ran on)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        head = ["python", "-m", spec.name.removesuffix(".__main__")]
+    else:
+        head = ["python", sys.argv[0]]
+    return shlex.join([*head, *sys.argv[1:]])
