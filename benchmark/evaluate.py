@@ -89,9 +89,21 @@ def policy_spec(policy: str, name: str = "") -> dict:
     raise ValueError(f"unknown policy {policy!r}: use teacher, straight, a model directory or an .onnx file")
 
 
-def _worker_init(memory_limit_mb: int) -> None:
+def _exit_with_parent(parent: int, period_s: float = 1.0) -> None:
+    """A killed evaluation (SIGTERM, SIGKILL) must not leave its workers running on: exit once the
+    parent is gone (this process is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(period_s)
+    os._exit(1)
+
+
+def _worker_init(memory_limit_mb: int, parent: int) -> None:
+    import threading
+
     import torch
 
+    # `parent` comes from the parent: read here, it may already be init's pid if the parent died early
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
     if memory_limit_mb:
         import resource
@@ -181,7 +193,7 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[dict]], None] | No
     workers = max(1, min(config.workers, len(todo))) if todo else 0
     if todo:
         with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                    initargs=(config.memory_limit_mb,)) as pool:
+                                    initargs=(config.memory_limit_mb, os.getpid())) as pool:
             futures = {pool.submit(_run_group, spec, [asdict(e) for e in g], protocol.intervention_threshold,
                                    protocol.policy_hz): g for g in todo}
             try:

@@ -164,6 +164,40 @@ def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained
     assert len(keys) == len(set(keys)) == total
 
 
+def _session_members(sid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    members.append(int(entry.name))
+            except OSError:  # gone meanwhile
+                pass
+    return members
+
+
+def test_workers_exit_when_the_evaluation_is_killed(tmp_path, untrained_model):
+    cmd = [sys.executable, "-m", "benchmark", "evaluate", "--policy", str(untrained_model), "--protocol", TINY,
+           "--out", str(tmp_path / "run"), "--no-drift-reference", "--workers", "2", "--group-size", "1",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and len(_session_members(proc.pid)) < 3:  # parent + 2 workers
+            time.sleep(0.05)
+        assert len(_session_members(proc.pid)) >= 3, "the evaluation never started its workers"
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only, as `kill PID` would
+        proc.wait()
+        deadline = time.time() + 20
+        while time.time() < deadline and _session_members(proc.pid):
+            time.sleep(0.1)
+        assert _session_members(proc.pid) == [], "workers outlived the killed evaluation"
+    finally:
+        for pid in _session_members(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_resume_refuses_records_of_another_policy(tmp_path, untrained_model):
     evaluate(EvaluateConfig(policy="straight", protocol=TINY, conditions=("nominal",), out=tmp_path / "r",
                             drift_reference=False, progress=False, workers=1))
