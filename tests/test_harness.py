@@ -184,7 +184,7 @@ def test_workers_exit_when_the_evaluation_is_killed(tmp_path, untrained_model):
                             start_new_session=True)
     try:
         deadline = time.time() + 120
-        while time.time() < deadline and len(_session_members(proc.pid)) < 3:  # parent + 2 workers
+        while time.time() < deadline and len(_session_members(proc.pid)) < 3:  # the parent, its resource tracker, a worker
             time.sleep(0.05)
         assert len(_session_members(proc.pid)) >= 3, "the evaluation never started its workers"
         os.kill(proc.pid, signal.SIGKILL)  # the parent only, as `kill PID` would
