@@ -1,0 +1,1 @@
+"""SteerBench: driving tasks, imitation learning and a versioned evaluation harness (see README "Architecture")."""

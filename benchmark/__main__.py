@@ -7,24 +7,24 @@ import importlib
 import json
 import sys
 
-from .cli import add_arguments, dataclass_help, from_arguments
+from benchmark.common.cli import add_arguments, dataclass_help, from_arguments
 
 # command -> (module, config class); `train ALGO` commands are nested. Modules are imported only
 # to build the parser of the command being run, so `--help` and light commands stay fast.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "frames": ("benchmark.frames", "FramesConfig"),
-    "record": ("benchmark.record", "RecordConfig"),
-    "drive": ("benchmark.drive", "DriveConfig"),
-    "export-udacity": ("benchmark.udacity", "ExportConfig"),
-    "import-udacity": ("benchmark.udacity", "ImportConfig"),
-    "train bc": ("benchmark.train", "TrainConfig"),
-    "train dagger": ("benchmark.imitation", "DaggerConfig"),
-    "train dart": ("benchmark.imitation", "DartConfig"),
-    "train hg-dagger": ("benchmark.imitation", "HGDaggerConfig"),
-    "evaluate": ("benchmark.evaluate", "EvaluateConfig"),
-    "baselines": ("benchmark.baselines", "BaselinesConfig"),
-    "plot": ("benchmark.plots", "PlotConfig"),
-    "bench": ("benchmark.bench", "BenchConfig"),
+    "frames": ("benchmark.reporting.frames", "FramesConfig"),
+    "record": ("benchmark.data.record", "RecordConfig"),
+    "drive": ("benchmark.data.drive", "DriveConfig"),
+    "export-udacity": ("benchmark.data.udacity", "ExportConfig"),
+    "import-udacity": ("benchmark.data.udacity", "ImportConfig"),
+    "train bc": ("benchmark.training.train", "TrainConfig"),
+    "train dagger": ("benchmark.training.dagger", "DaggerConfig"),
+    "train dart": ("benchmark.training.dart", "DartConfig"),
+    "train hg-dagger": ("benchmark.training.hg_dagger", "HGDaggerConfig"),
+    "evaluate": ("benchmark.evaluation.evaluate", "EvaluateConfig"),
+    "baselines": ("benchmark.training.baselines", "BaselinesConfig"),
+    "plot": ("benchmark.reporting.plots", "PlotConfig"),
+    "bench": ("benchmark.reporting.bench", "BenchConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",

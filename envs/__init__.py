@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from benchmark.common.config import ConfigError, build_config
+
 from .camera import Camera, CameraConfig, MapTexture, map_texture
-from .config import ConfigError, build_config
 from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
-from .procedural import TEST_SEEDS, TRAIN_SEEDS, check_training_seed, procedural_spec, procedural_track
+from .procedural import TEST_SEEDS, TRAIN_SEEDS, check_training_seed, procedural_spec, procedural_track, track_by_name
 from .teacher import Teacher, TeacherConfig, return_to_centre_curvature
 from .tracks import BUILTIN_TRACKS, LanePath, Track, TrackSpecError, builtin_track, load_track_file, track_from_spec
 from .vehicle import MAX_CURVATURE, curvature_to_steering, steering_to_curvature
@@ -44,5 +45,5 @@ __all__ = [
     "ConfigError", "DrivingEnv", "EnvConfig", "LanePath", "MapTexture", "Teacher", "TeacherConfig", "Track",
     "TrackSpecError", "TrafficConfig", "build_config", "builtin_track", "check_training_seed",
     "curvature_to_steering", "load_track_file", "map_texture", "procedural_spec", "procedural_track",
-    "resolve_track", "return_to_centre_curvature", "steering_to_curvature", "track_from_spec",
+    "resolve_track", "return_to_centre_curvature", "steering_to_curvature", "track_by_name", "track_from_spec",
 ]

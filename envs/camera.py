@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .config import require
+from benchmark.common.config import require
+
 from .tracks import Track
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")

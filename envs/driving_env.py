@@ -20,13 +20,14 @@ from gymnasium import spaces
 from highway_env.road.road import Road
 from highway_env.vehicle.behavior import IDMVehicle
 
+from benchmark.common.config import ConfigError, build_config, require
+
 from .camera import Box, Camera, CameraConfig, map_texture
-from .config import ConfigError, build_config, require
 from .procedural import procedural_track
 from .teacher import Teacher, TeacherConfig
 from .topdown import chase_view, draw_car, map_image
 from .tracks import BUILTIN_TRACKS, Track, builtin_track, load_track_file, wrap_angle
-from .vehicle import MAX_CURVATURE, EgoVehicle, curvature_to_steering
+from .vehicle import MAX_CURVATURE, EgoVehicle, curvature_to_steering, lens_position, virtual_pose
 
 RESET_OPTIONS = ("lateral_offset", "heading_error", "lane", "start_s")
 TRAFFIC_COLORS = ((40, 90, 180), (230, 200, 60), (225, 225, 225), (40, 40, 45), (120, 160, 90), (150, 90, 170))
@@ -296,8 +297,7 @@ class DrivingEnv(gym.Env):
         if not (math.isfinite(shift_m) and math.isfinite(yaw_rad)):
             raise ValueError(f"shift_m and yaw_rad must be finite, got {shift_m}, {yaw_rad}")
         x, y = self.vehicle.position
-        h = self.vehicle.heading
-        return x - shift_m * math.sin(h), y + shift_m * math.cos(h), h + yaw_rad
+        return virtual_pose(x, y, self.vehicle.heading, shift_m, yaw_rad)
 
     def render_view(self, shift_m: float = 0.0, yaw_rad: float = 0.0) -> np.ndarray:
         """Centre-camera frame of the car at a virtual pose (shift right [m], yaw right [rad]).
@@ -306,8 +306,7 @@ class DrivingEnv(gym.Env):
         cameras; any other shift or yaw is rendered exactly from the same state.
         """
         x, y, h = self._virtual_pose(float(shift_m), float(yaw_rad))
-        f = self.camera_config.forward_offset_m
-        cx, cy = x + f * math.cos(h), y + f * math.sin(h)
+        cx, cy = lens_position(x, y, h, self.camera_config.forward_offset_m)
         return self.camera.render(self.map, cx, cy, h, self._boxes())
 
     def render_rig(self) -> dict[str, np.ndarray]:

@@ -111,3 +111,16 @@ def procedural_spec(seed: int) -> dict:
 def procedural_track(seed: int) -> Track:
     """Procedural track `seed` as a Track (cached)."""
     return track_from_spec(procedural_spec(seed), source=f"procedural-{seed}")
+
+
+@functools.lru_cache(maxsize=64)
+def track_by_name(name: str) -> Track:
+    """Rebuild a track from the name it is recorded under: a built-in name or procedural-<seed>."""
+    from .tracks import BUILTIN_TRACKS, builtin_track
+
+    if name in BUILTIN_TRACKS:
+        return builtin_track(name)
+    if name.startswith("procedural-") and name.split("-", 1)[1].isdigit():
+        return procedural_track(int(name.split("-", 1)[1]))
+    raise ValueError(f"track {name!r} cannot be rebuilt in the simulator (only built-in tracks and "
+                     "procedural-<seed> can)")

@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import require
+from benchmark.common.config import require
+
 from .tracks import LanePath
 from .vehicle import clip_curvature
 

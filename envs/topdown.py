@@ -72,11 +72,3 @@ def draw_car(img: np.ndarray, M: np.ndarray, x: float, y: float, heading: float,
     corners = local @ np.array([[c, s], [-s, c]]) + (x, y)
     pts = np.round(to_pixels(M, corners) * 16).astype(np.int32)
     cv2.fillConvexPoly(img, pts, color, cv2.LINE_AA, shift=4)
-
-
-def draw_path(img: np.ndarray, M: np.ndarray, xy: np.ndarray, color: tuple[int, int, int],
-              thickness: int = 2) -> None:
-    if len(xy) < 2:
-        return
-    pts = np.round(to_pixels(M, xy) * 16).astype(np.int32)
-    cv2.polylines(img, [pts], False, color, thickness, cv2.LINE_AA, shift=4)

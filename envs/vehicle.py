@@ -46,3 +46,14 @@ class EgoVehicle(Vehicle):
 
     def on_state_update(self) -> None:
         pass
+
+
+def virtual_pose(x: float, y: float, heading: float, shift_m: float, yaw_rad: float) -> tuple[float, float, float]:
+    """The pose of the car at (x, y, heading) displaced `shift_m` to its right and rotated `yaw_rad`
+    (right) about its centre: the pose of a shifted or rotated virtual camera rig."""
+    return x - shift_m * math.sin(heading), y + shift_m * math.cos(heading), heading + yaw_rad
+
+
+def lens_position(x: float, y: float, heading: float, forward_m: float) -> tuple[float, float]:
+    """Where a camera mounted `forward_m` ahead of the car's centre sits in the world."""
+    return x + forward_m * math.cos(heading), y + forward_m * math.sin(heading)

@@ -17,7 +17,7 @@ import importlib
 import json
 import sys
 
-from benchmark.cli import add_arguments, dataclass_help, from_arguments
+from benchmark.common.cli import add_arguments, dataclass_help, from_arguments
 
 # command -> (module, config class, run function, summary)
 COMMANDS: dict[str, tuple[str, str, str, str]] = {

@@ -16,7 +16,7 @@ An entry (ENTRY_SCHEMA_VERSION 1):
     evaluation      the settings that fix the numbers (group_size, drift_reference) and how it ran
                     (episodes, seconds, workers, memory_limit_mb, time_limit_s)
     score           value, survival_t_max per crash condition, the tie-break values (leaderboard/ranking.py)
-    metrics         benchmark/results.py's metrics: per condition survival S(T) and cumulative cost J(T)
+    metrics         benchmark/evaluation/results.py's metrics: per condition survival S(T) and cumulative cost J(T)
                     at the horizons, crash rates, offsets, growth exponent, drift, autonomy, ...
     git_sha, packages, hardware, date    provenance of the evaluation (date: ISO 8601, UTC)
 """
@@ -29,7 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmark.protocol import DEFAULT_PROTOCOL
+from benchmark.evaluation.evaluate import (
+    EvaluateConfig,
+    EvaluationError,
+    EvaluationTimeout,
+    WorkerDied,
+    WorkerOutOfMemory,
+    evaluate,
+)
+from benchmark.evaluation.protocol import DEFAULT_PROTOCOL
+from benchmark.evaluation.results import Results
 
 from .common import ENTRY_SCHEMA_VERSION, Rejected, entries_dir
 from .ranking import score_of
@@ -46,7 +55,7 @@ class EvaluationOptions:
     root: Path = Path("leaderboard")
     """Leaderboard directory: entries/, models/, README.md, index.html."""
     protocol: str = DEFAULT_PROTOCOL
-    """Protocol name (benchmark/protocols/<name>.yaml) or path."""
+    """Protocol name (benchmark/evaluation/protocols/<name>.yaml) or path."""
     profile: Literal["quick", "full"] = "full"
     """Protocol profile; the leaderboard uses full."""
     workers: int = 2
@@ -98,10 +107,9 @@ def protocol_of(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def run_evaluation(policy: str, run_name: str, options: EvaluationOptions, out: Path, *, resume: bool = True,
-                   group_size: int | None = None, drift_reference: bool | None = None) -> tuple[dict, float]:
-    """Evaluate `policy` through benchmark.evaluate (worker processes with the memory and time
-    limits); returns (results, seconds)."""
-    from benchmark.evaluate import EvaluateConfig, evaluate
+                   group_size: int | None = None, drift_reference: bool | None = None) -> tuple[Results, float]:
+    """Evaluate `policy` through benchmark.evaluation.evaluate (worker processes with the memory and
+    time limits); returns (results, seconds)."""
 
     config = EvaluateConfig(
         policy=policy, name=run_name, protocol=options.protocol, profile=options.profile, out=out,
@@ -124,34 +132,43 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
-def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: Path, *, resume: bool = True,
-                   group_size: int | None = None, drift_reference: bool | None = None) -> tuple[dict, float]:
-    """run_evaluation with its failures turned into a Rejected saying why."""
-    from benchmark.evaluate import EvaluationError
+# Why an evaluation stopped -> (problem, fix) shown to the submitter; `{limit_s}` and `{memory_mb}`
+# are the options' limits, `{detail}` the error's own message.
+FAILURE_MESSAGES: dict[type, tuple[str, str]] = {
+    EvaluationTimeout: ("the evaluation did not finish within its time limit of {limit_s:g} s",
+                        "Make inference faster (one batch of up to 8 frames per step, single-threaded on the CPU)"),
+    WorkerDied: ("the model crashed or ran out of memory during the evaluation ({detail}; memory limit "
+                 "{memory_mb} MiB per process)", "Check that it runs with onnxruntime on the CPU within that memory"),
+    WorkerOutOfMemory: ("the model crashed or ran out of memory during the evaluation ({detail}; memory limit "
+                        "{memory_mb} MiB per process)",
+                        "Check that it runs with onnxruntime on the CPU within that memory"),
+    EvaluationError: ("the evaluation failed ({detail})", "Check that the model runs with onnxruntime on the CPU"),
+}
 
+
+def rejection(exc: EvaluationError, options: EvaluationOptions) -> Rejected:
+    """The Rejected of a failed evaluation, by the failure's type (the most specific in FAILURE_MESSAGES)."""
+    kind = next(k for k in type(exc).__mro__ if k in FAILURE_MESSAGES)
+    problem, fix = FAILURE_MESSAGES[kind]
+    return Rejected(problem.format(limit_s=options.time_limit_s, memory_mb=options.memory_limit_mb, detail=exc), fix)
+
+
+def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: Path, *, resume: bool = True,
+                   group_size: int | None = None, drift_reference: bool | None = None) -> tuple[Results, float]:
+    """run_evaluation with its failures turned into a Rejected saying why."""
     try:
         return run_evaluation(policy, run_name, options, out, resume=resume, group_size=group_size,
                               drift_reference=drift_reference)
     except EvaluationError as exc:
-        text = str(exc)
-        if "time limit" in text:
-            raise Rejected(f"the evaluation did not finish within its time limit of {options.time_limit_s:g} s",
-                           "Make inference faster (one batch of up to 8 frames per step, single-threaded on the "
-                           "CPU)") from None
-        if "died" in text or "memory" in text:
-            raise Rejected(f"the model crashed or ran out of memory during the evaluation ({text}; memory limit "
-                           f"{options.memory_limit_mb} MiB per process)",
-                           "Check that it runs with onnxruntime on the CPU within that memory") from None
-        raise Rejected(f"the evaluation failed ({text})", "Check that the model runs with onnxruntime on the CPU") \
-            from None
+        raise rejection(exc, options) from None
     except Exception as exc:  # an error raised in a worker (e.g. onnxruntime refusing the file) comes back here
         raise Rejected(f"the evaluation failed ({type(exc).__name__}: {exc})",
                        "Check that the model runs with onnxruntime on the CPU") from None
 
 
 def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, model: dict[str, Any] | None,
-               results: dict[str, Any], options: EvaluationOptions, seconds: float) -> dict[str, Any]:
-    metrics = results["metrics"]
+               results: Results, options: EvaluationOptions, seconds: float) -> dict[str, Any]:
+    document = results.to_json()
     return {
         "schema_version": ENTRY_SCHEMA_VERSION,
         "id": entry_id,
@@ -159,14 +176,14 @@ def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, m
         "card": card,
         "policy": policy,
         "model": model,
-        "protocol": results["protocol"],
+        "protocol": document["protocol"],
         "evaluation": {"group_size": options.group_size, "drift_reference": options.drift_reference,
-                       "episodes": metrics["episodes"], "seconds": round(seconds, 1), "workers": options.workers,
+                       "episodes": results.metrics.episodes, "seconds": round(seconds, 1), "workers": options.workers,
                        "memory_limit_mb": options.memory_limit_mb, "time_limit_s": options.time_limit_s},
-        "score": score_of(metrics),
-        "metrics": metrics,
-        "git_sha": results["git_sha"],
-        "packages": results["packages"],
-        "hardware": results["hardware"],
-        "date": results["date"],
+        "score": score_of(results.metrics),
+        "metrics": document["metrics"],
+        "git_sha": results.git_sha,
+        "packages": results.packages,
+        "hardware": results.hardware,
+        "date": results.date,
     }

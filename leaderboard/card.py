@@ -121,7 +121,7 @@ def _training(value: Any) -> dict[str, Any]:
                        "List the random seeds of the training runs, e.g. seeds: [0, 1, 2]")
     for track in tracks:
         if track.strip().startswith("procedural:"):
-            from benchmark.tracksets import parse_seeds
+            from benchmark.common.config import parse_seeds
             from envs import TEST_SEEDS
 
             try:
@@ -148,5 +148,5 @@ def reference_card(policy: str) -> dict[str, Any]:
         method = "straight ahead: curvature 0 whatever it sees"
         description = "The trivial lower reference."
     return {"name": policy, "authors": ["SteerBench"], "method": method, "training": {"tracks": [], "seeds": []},
-            "label_budget": 0, "env_steps": 0, "licence": "same as SteerBench", "code": "benchmark/policies.py",
+            "label_budget": 0, "env_steps": 0, "licence": "same as SteerBench", "code": "benchmark/rollout/policies.py",
             "description": description}

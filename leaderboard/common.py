@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
+
+from benchmark.common.files import dumps
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_ROOT = Path("leaderboard")
@@ -56,25 +57,9 @@ def model_path(root: Path, entry_id: str) -> Path:
     return models_dir(root) / f"{entry_id}.onnx"
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
-
-
 def canonical(data: Any) -> Any:
     """`data` as it reads back from JSON (tuples become lists, keys strings)."""
-    return json.loads(json.dumps(data))
+    return json.loads(dumps(data))
 
 
 def differences(stored: Any, fresh: Any, rtol: float = 0.0, path: str = "") -> list[str]:

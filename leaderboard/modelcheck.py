@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmark.common.files import sha256_bytes
+
 from .common import DOCS, Rejected
 from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, run_isolated
 
@@ -176,8 +178,6 @@ def _tensors(graph):
 
 def static_check(data: bytes, limits: ModelLimits) -> dict[str, Any]:
     """Every check but the inference; returns the model's description. Raises Rejected."""
-    import hashlib
-
     import onnx
 
     model = parse_model(data)
@@ -224,7 +224,7 @@ def static_check(data: bytes, limits: ModelLimits) -> dict[str, Any]:
     except Exception as exc:  # ValidationError, InferenceError, ...
         raise Rejected(f"onnx.checker finds the model invalid ({exc})", "Fix the graph and export it again") from None
     return {
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": sha256_bytes(data),
         "bytes": len(data),
         "ir_version": int(model.ir_version),
         "opset": opset,

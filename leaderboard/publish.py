@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmark.common.files import write_text_atomic
+from benchmark.evaluation.results import Metrics
+
 from .board import load_entries, protocol_of
-from .common import PACKAGE_DIR, write_text_atomic
+from .common import PACKAGE_DIR
 from .ranking import SCORE_FORMULA, SCORE_MEANING, SCORE_TEXT, TIE_BREAKS, ranked, score_of
 
 BEGIN = "<!-- BEGIN LEADERBOARD"
@@ -58,8 +61,16 @@ def _count(v: Any) -> str:
     return "–" if v is None else f"{int(v):,}"
 
 
-def _nominal(entry: dict, mode: str) -> dict:
-    return entry["metrics"]["conditions"].get("nominal", {}).get(mode) or {}
+def metrics_of(entry: dict) -> Metrics:
+    """The entry's metrics, read through the results reader (benchmark.evaluation.results)."""
+    return Metrics.from_json(entry["metrics"], f"entry {entry.get('id')}: metrics")
+
+
+def _get(obj: Any, *names: str) -> Any:
+    """obj.a.b..., None where a link is missing."""
+    for name in names:
+        obj = getattr(obj, name, None) if obj is not None else None
+    return obj
 
 
 def _last(values: list | None) -> float | None:
@@ -70,8 +81,8 @@ def crash_conditions(entries: list[dict]) -> list[str]:
     """The crash-mode conditions present in the entries, in protocol order."""
     out: list[str] = []
     for e in entries:
-        for name, cond in e["metrics"]["conditions"].items():
-            if "crash" in cond and name not in out:
+        for name, cond in metrics_of(e).conditions.items():
+            if cond.crash is not None and name not in out:
                 out.append(name)
     return out
 
@@ -81,22 +92,23 @@ def columns(entries: list[dict]) -> list[Column]:
         Column("rank", "#", "num", "asc", lambda e: e["_rank"], str, "Leaderboard rank"),
         Column("name", "Name", "text", "asc", lambda e: e["card"]["name"], str),
         Column("kind", "Kind", "text", "asc", lambda e: e["kind"], str, "submission or reference policy"),
-        Column("score", "Score", "num", "desc", lambda e: score_of(e["metrics"])["value"], _fmt(3), SCORE_TEXT),
+        Column("score", "Score", "num", "desc", lambda e: score_of(metrics_of(e))["value"], _fmt(3), SCORE_TEXT),
     ]
     for c in crash_conditions(entries):
         cols.append(Column(f"survival-{c}", f"S(T_max) {c}", "num", "desc",
-                           lambda e, c=c: score_of(e["metrics"])["survival_t_max"].get(c), _fmt(3),
+                           lambda e, c=c: score_of(metrics_of(e))["survival_t_max"].get(c), _fmt(3),
                            f"survival at the last horizon, {c} condition"))
     cols += [
         Column("offset", "Nominal mean |d| (m)", "num", "asc",
-               lambda e: (_nominal(e, "crash").get("mean_abs_offset_m") or {}).get("mean"), _fmt(3),
+               lambda e: _get(metrics_of(e).crash(), "mean_abs_offset_m", "mean"), _fmt(3),
                "mean |lateral offset|, nominal condition, crash mode"),
-        Column("autonomy", "Nominal autonomy (%)", "num", "desc", lambda e: _nominal(e, "intervention").get(
-            "autonomy_pct"), _fmt(1), "NVIDIA's autonomy, nominal condition, intervention mode"),
+        Column("autonomy", "Nominal autonomy (%)", "num", "desc",
+               lambda e: _get(metrics_of(e).intervention(), "autonomy_pct"), _fmt(1),
+               "NVIDIA's autonomy, nominal condition, intervention mode"),
         Column("growth", "Error growth exponent", "num", "asc",
-               lambda e: (_nominal(e, "crash").get("growth_exponent") or {}).get("exponent"), _fmt(2),
+               lambda e: _get(metrics_of(e).crash(), "growth_exponent", "exponent"), _fmt(2),
                "slope of log J(T) on log T, nominal condition"),
-        Column("cost", "J(T_max) nominal", "num", "asc", lambda e: _last(_nominal(e, "crash").get("cumulative_cost")),
+        Column("cost", "J(T_max) nominal", "num", "asc", lambda e: _last(_get(metrics_of(e).crash(), "cumulative_cost")),
                _fmt(1), "cumulative cost at the last horizon, nominal condition"),
         Column("labels", "Labels", "num", "asc", lambda e: e["card"]["label_budget"], _count, "label budget"),
         Column("env-steps", "Env steps", "num", "asc", lambda e: e["card"]["env_steps"], _count,
@@ -258,13 +270,13 @@ def _colour(name: str, index: int) -> str:
 def entry_plots(entry: dict) -> tuple[str, str, str]:
     """(error-growth SVG, survival SVG, legend HTML) of one entry, a line per crash condition."""
     growth, survival, legend = [], [], []
-    for i, (name, cond) in enumerate(entry["metrics"]["conditions"].items()):
-        crash = cond.get("crash")
-        if not crash or "horizons" not in crash:
+    for i, (name, cond) in enumerate(metrics_of(entry).conditions.items()):
+        crash = cond.crash
+        if crash is None or crash.horizons is None:
             continue
         colour = _colour(name, i)
-        growth.append((name, colour, crash["horizons"], crash.get("cumulative_cost") or []))
-        survival.append((name, colour, crash["horizons"], crash.get("survival") or []))
+        growth.append((name, colour, crash.horizons, crash.cumulative_cost or []))
+        survival.append((name, colour, crash.horizons, crash.survival or []))
         legend.append(f'<span class="key"><span class="swatch" style="background:{colour}"></span>'
                       f"{html.escape(name)}</span>")
     title = entry["card"]["name"]
@@ -468,7 +480,7 @@ def index_html(entries: list[dict]) -> str:
         growth, survival, legend = entry_plots(e)
         parts.append(f'<section class="entry" id="entry-{esc(e["id"])}" data-id="{esc(e["id"])}">')
         parts.append(f"<h2>{e['_rank']}. {esc(e['card']['name'])} "
-                     f"<small>({esc(e['kind'])}, score {score_of(e['metrics'])['value']:.3f})</small></h2>")
+                     f"<small>({esc(e['kind'])}, score {score_of(metrics_of(e))['value']:.3f})</small></h2>")
         parts.append("<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in _card_rows(e)) + "</dl>")
         parts.append(f'<div class="legend">{legend}</div><div class="plots">{growth}{survival}</div></section>')
     parts += [f"<script>{SCRIPT}</script>", "</body>", "</html>", ""]

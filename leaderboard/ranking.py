@@ -5,7 +5,7 @@
 C is the set of crash-mode conditions of the protocol profile (steerbench-v1 full: nominal,
 perturbed, photometric, traffic), each weighted equally; S_c(T_max) is the survival at the last
 horizon checkpoint (T_max = 3000 steps = 300 s at 10 Hz): the fraction of condition c's episodes
-with no off-road and no collision within T_max steps (benchmark/metrics.py). The score lies in
+with no off-road and no collision within T_max steps (benchmark/evaluation/metrics.py). The score lies in
 [0, 1]; higher is better.
 
 Entries are sorted by
@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from benchmark.evaluation.results import Metrics
+
 SCORE_FORMULA = "score = (1/|C|) · Σ_{c∈C} S_c(T_max)"
 SCORE_MEANING = ("the mean over the crash-mode conditions C of the survival S_c(T_max) at the last horizon, with "
                  "equal weights")
@@ -37,21 +39,18 @@ def _number(value: Any) -> float | None:
         and math.isfinite(value) else None
 
 
-def score_of(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The score block of an entry, computed from its metrics (results['metrics'])."""
-    conditions = metrics.get("conditions", {})
+def score_of(metrics: Metrics | dict[str, Any]) -> dict[str, Any]:
+    """The score block of an entry, computed from its metrics (typed, or as stored in the entry)."""
+    if not isinstance(metrics, Metrics):
+        metrics = Metrics.from_json(metrics)
     survival: dict[str, float] = {}
-    for name, entry in conditions.items():
-        crash = entry.get("crash")
-        if crash is None:
+    for name, entry in metrics.conditions.items():
+        if entry.crash is None:
             continue
-        values = crash.get("survival") or []
-        survival[name] = _number(values[-1]) if values else 0.0
-        if survival[name] is None:
-            survival[name] = 0.0
-    nominal = conditions.get("nominal", {})
-    offset = ((nominal.get("crash") or {}).get("mean_abs_offset_m") or {}).get("mean")
-    autonomy = (nominal.get("intervention") or {}).get("autonomy_pct")
+        survival[name] = _number(entry.crash.final_survival) or 0.0
+    crash, inter = metrics.crash("nominal"), metrics.intervention("nominal")
+    offset = crash.mean_abs_offset_m.mean if crash else None
+    autonomy = inter.autonomy_pct if inter else None
     value = sum(survival.values()) / len(survival) if survival else 0.0
     return {"value": value, "survival_t_max": survival, "nominal_mean_abs_offset_m": _number(offset),
             "nominal_autonomy_pct": _number(autonomy)}

@@ -19,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .board import EvaluationOptions, load_entries, make_entry, protocol_of, evaluate_entry
+from benchmark.common.files import write_bytes_atomic, write_json_atomic
+from benchmark.evaluation.results import Results
+
+from .board import EvaluationOptions, evaluate_entry, load_entries, make_entry, protocol_of
 from .card import load_card, reference_card
 from .common import (
     DOCS,
@@ -28,8 +31,6 @@ from .common import (
     entry_path,
     model_path,
     slugify,
-    write_bytes_atomic,
-    write_text_atomic,
 )
 from .modelcheck import ModelLimits, check_model_file
 
@@ -119,7 +120,7 @@ def check_name(card: dict[str, Any], entries: list[dict[str, Any]], reference: b
 
 def check_protocol(options: EvaluationOptions, entries: list[dict[str, Any]]) -> None:
     """Reject an evaluation under another protocol or profile than the board's."""
-    from benchmark.protocol import ProtocolError, load_protocol
+    from benchmark.evaluation.protocol import ProtocolError, load_protocol
 
     try:
         protocol = load_protocol(options.protocol)
@@ -148,7 +149,7 @@ def submit(config: SubmitConfig) -> dict[str, Any]:
     check_protocol(config, entries)
     data, info = check_model_file(model_file, _limits(config), memory_limit_mb=config.memory_limit_mb,
                                   time_limit_s=config.check_time_limit_s)
-    from benchmark.protocol import load_protocol
+    from benchmark.evaluation.protocol import load_protocol
 
     protocol = load_protocol(config.protocol)
     out = Path(config.work_dir) / protocol.name / config.profile / f"leaderboard-{entry_id}-{info['sha256'][:12]}"
@@ -163,19 +164,17 @@ def submit(config: SubmitConfig) -> dict[str, Any]:
     return summary(config.root, entry_id, build=config.build)
 
 
-def reject_invalid(results: dict[str, Any]) -> None:
-    metrics = results["metrics"]
-    if metrics["invalid"]:
-        reasons = "; ".join(metrics["invalid_reasons"]) or "no reason recorded"
-        raise Rejected(f"the model produced invalid output in {metrics['invalid']} of {metrics['episodes']} "
+def reject_invalid(results: Results) -> None:
+    metrics = results.metrics
+    if metrics.invalid:
+        reasons = "; ".join(metrics.invalid_reasons) or "no reason recorded"
+        raise Rejected(f"the model produced invalid output in {metrics.invalid} of {metrics.episodes} "
                        f"evaluation episodes ({reasons})",
                        "Make it return one finite curvature per frame for every input, then submit again")
 
 
 def write_entry(root: Path, entry: dict[str, Any], model_bytes: bytes | None) -> None:
     """The model file first, then the entry (atomically each); a name taken meanwhile is a rejection."""
-    import json
-
     path = entry_path(root, entry["id"])
     if path.exists():
         raise Rejected(f"an entry with the id '{entry['id']}' was added while this one was evaluated",
@@ -184,7 +183,7 @@ def write_entry(root: Path, entry: dict[str, Any], model_bytes: bytes | None) ->
     if model_bytes is not None:
         write_bytes_atomic(target, model_bytes)
     try:
-        write_text_atomic(path, json.dumps(entry, indent=2) + "\n")
+        write_json_atomic(path, entry)
     except BaseException:
         if model_bytes is not None:
             target.unlink(missing_ok=True)
@@ -210,7 +209,7 @@ def add_reference(config: AddReferenceConfig | BaselinesConfig, policy: str, bui
     entries = load_entries(config.root)
     entry_id = check_name(card, entries, reference=True)
     check_protocol(config, entries)
-    from benchmark.protocol import load_protocol
+    from benchmark.evaluation.protocol import load_protocol
 
     protocol = load_protocol(config.protocol)
     out = Path(config.work_dir) / protocol.name / config.profile / f"leaderboard-{entry_id}"

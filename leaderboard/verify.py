@@ -19,13 +19,14 @@ The command exits non-zero unless every checked entry is OK.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .board import EvaluationOptions, load_entries, evaluate_entry
+from benchmark.common.files import sha256_file
+
+from .board import EvaluationOptions, evaluate_entry, load_entries
 from .common import Rejected, canonical, differences
 from .ranking import score_of
 
@@ -46,14 +47,6 @@ class VerifyConfig(EvaluationOptions):
     """Most differences listed per entry."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> tuple[str, list[str]]:
     """(status, details) of one entry."""
     root = Path(config.root)
@@ -66,7 +59,7 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
         path = root / model["file"]
         if not path.is_file():
             return TAMPERED, [f"the model file {model['file']} is missing"]
-        digest = _sha256(path)
+        digest = sha256_file(path)
         if digest != model["sha256"]:
             return TAMPERED, [f"{model['file']} has sha256 {digest[:16]}..., the entry says {model['sha256'][:16]}..."]
         policy_arg = str(path)
@@ -80,7 +73,7 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
     if problems:
         return TAMPERED, ["the stored score does not follow from the stored metrics: " + problems[0]]
 
-    from benchmark.protocol import ProtocolError, load_protocol
+    from benchmark.evaluation.protocol import ProtocolError, load_protocol
 
     try:
         protocol = load_protocol(config.protocol)
@@ -100,7 +93,7 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
                                     drift_reference=bool(settings.get("drift_reference", config.drift_reference)))
     except Rejected as exc:
         return ERROR, [str(exc).removeprefix("rejected: ")]
-    diffs = differences(canonical(entry["metrics"]), canonical(results["metrics"]), config.rtol, "metrics")
+    diffs = differences(canonical(entry["metrics"]), canonical(results.metrics.to_json()), config.rtol, "metrics")
     if diffs:
         return MISMATCH, [f"{len(diffs)} metric(s) differ from a fresh evaluation", *diffs[: config.details]]
     return OK, ["metrics reproduce" + (" exactly" if config.rtol == 0 else f" within rtol {config.rtol:g}")]

@@ -11,10 +11,13 @@ Architectures: PilotNet (Bojarski et al. 2016), PilotNetGRU (its features into a
 ResNet18Steer (torchvision ResNet-18 from scratch); each takes the point or the gaussian head.
 """
 
+from benchmark.common.files import sha256_file as model_sha256
+
 from .base import SteeringModel
 from .config import ModelConfig
 from .factory import ARCHITECTURES, build_model
-from .io import ModelFileError, load_model, model_sha256, save_model
+from .inference import infer
+from .io import ModelFileError, load_model, save_model
 from .onnx_export import export_onnx, onnx_parity
 from .pilotnet import PilotNet
 from .recurrent import PilotNetGRU
@@ -30,6 +33,7 @@ __all__ = [
     "SteeringModel",
     "build_model",
     "export_onnx",
+    "infer",
     "load_model",
     "model_sha256",
     "onnx_parity",

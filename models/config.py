@@ -7,7 +7,7 @@ import typing
 from dataclasses import dataclass
 from typing import Literal
 
-from envs.config import require
+from benchmark.common.config import require
 
 Arch = Literal["pilotnet", "pilotnet-gru", "resnet18"]
 Head = Literal["point", "gaussian"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envs.config import build_config
+from benchmark.common.config import build_config
 
 from .base import SteeringModel
 from .config import ModelConfig

@@ -13,7 +13,6 @@ model directory from an untrusted source is safe to open; `torch.load` is never 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -21,7 +20,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from envs.config import ConfigError, build_config
+from benchmark.common.config import ConfigError, build_config
+from benchmark.common.files import atomic_path, write_text_atomic
 
 from .base import SteeringModel
 from .config import ModelConfig
@@ -43,8 +43,9 @@ def save_model(model: SteeringModel, directory: str | os.PathLike) -> Path:
     # safetensors needs contiguous CPU tensors; channels_last weights are saved in standard layout.
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     config = {"format": FORMAT, **dataclasses.asdict(model.config)}
-    _write_atomic(directory / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"}))
-    _write_atomic(directory / CONFIG_FILE, lambda tmp: tmp.write_text(json.dumps(config, indent=2) + "\n"))
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
+    write_text_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     return directory
 
 
@@ -87,13 +88,6 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise ConfigError(f"{path}: {exc}") from exc
 
 
-def model_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (e.g. model.safetensors or an exported .onnx), read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_tensors(model: SteeringModel, tensors: dict[str, torch.Tensor], path: Path) -> None:
@@ -111,11 +105,3 @@ def _check_tensors(model: SteeringModel, tensors: dict[str, torch.Tensor], path:
                              f"{'; '.join(problems[:5])}{more}")
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

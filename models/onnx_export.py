@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.common.files import atomic_path
+
 from .base import SteeringModel
 
 EXPORT_BATCH = 2  # not 1: a traced size-1 dimension can be mistaken for a broadcast and fixed
@@ -81,8 +83,7 @@ def export_onnx(model: SteeringModel, path: str | os.PathLike, opset: int = 17) 
 
     was_training = model.training
     model.eval()
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         # The tracer warns that the models' shape checks become constants, which is what we want.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -91,9 +92,6 @@ def export_onnx(model: SteeringModel, path: str | os.PathLike, opset: int = 17) 
                 input_names=input_names, output_names=output_names, do_constant_folding=True,
             )
         _check(tmp, opset)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return path
 

@@ -1,20 +1,17 @@
-"""Shared test set-up: headless SDL, the repository root on sys.path, small helpers."""
+"""Shared test set-up: headless SDL, small helpers. The project is installed editable (`make install`)."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import pytest
 
-import pytest  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLE_TRACK = ROOT / "envs" / "track_specs" / "example.yaml"
 
@@ -40,7 +37,7 @@ def drive_teacher(env, steps: int, info: dict):
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory):
     """A small recording: the oval and one procedural track, 2 episodes each, 80 steps, shards of 50."""
-    from benchmark.record import RecordConfig, run
+    from benchmark.data.record import RecordConfig, run
 
     out = tmp_path_factory.mktemp("data") / "teacher"
     run(RecordConfig(out=out, tracks=("oval",), procedural_seeds="3", episodes_per_track=2, steps=80,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from benchmark.augment import AugmentConfig, SampleMaker, ViewRenderer, ViewWarper, curvature_balanced_weights
-from benchmark.dataset import Dataset
+from benchmark.data.dataset import Dataset
+from benchmark.training.augment import AugmentConfig, SampleMaker, ViewRenderer, ViewWarper, curvature_balanced_weights
 from envs import CameraConfig
 
 
@@ -87,7 +87,7 @@ def test_curvature_balanced_sampling_oversamples_curves(ds):
 
 
 def test_rebuilding_an_unknown_track_for_synthetic_views_fails_clearly(ds):
-    from benchmark.augment import track_by_name
+    from envs import track_by_name
 
     with pytest.raises(ValueError, match="cannot be rebuilt"):
         track_by_name("udacity:lake")

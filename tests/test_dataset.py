@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.dataset import CAMERAS, INDEX_COLUMNS, Dataset, DatasetError, DatasetWriter
+from benchmark.data.dataset import CAMERAS, INDEX_COLUMNS, Dataset, DatasetError, DatasetWriter
 
 
 def test_recording_layout_and_manifest(small_dataset):
@@ -73,7 +73,7 @@ def test_frames_are_never_unpickled(small_dataset, tmp_path):
     shutil.copytree(small_dataset, copy)
     np.save(copy / "shard-00000.npy", np.array([{"evil": 1}], dtype=object), allow_pickle=True)
     manifest = json.loads((copy / "manifest.json").read_text())
-    from benchmark.files import sha256_file
+    from benchmark.common.files import sha256_file
 
     manifest["shards"][0]["frames_sha256"] = sha256_file(copy / "shard-00000.npy")
     (copy / "manifest.json").write_text(json.dumps(manifest))

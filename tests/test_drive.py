@@ -10,11 +10,11 @@ import numpy as np
 import pygame
 import pytest
 
-from benchmark.cli import add_arguments, from_arguments
-from benchmark.dataset import INDEX_COLUMNS, Dataset
-from benchmark.drive import DriveConfig, Screen, run, scripted_events
+from benchmark.common.cli import add_arguments, from_arguments
+from benchmark.common.config import field_docs
+from benchmark.data.dataset import INDEX_COLUMNS, Dataset
+from benchmark.data.drive import DriveConfig, Screen, run, scripted_events
 from envs import MAX_CURVATURE, ConfigError, DrivingEnv, build_config
-from envs.config import field_docs
 
 # The oval with seed 22: the first episode starts on a long straight (about 80 m), so the scripted
 # steering below keeps the car on the road and the run is deterministic.

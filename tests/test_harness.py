@@ -13,10 +13,11 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from benchmark.evaluate import EvaluateConfig, EvaluationError, evaluate
-from benchmark.policies import StraightPolicy, TeacherPolicy
-from benchmark.protocol import ProtocolError, load_protocol
-from benchmark.rollout import run_episodes
+from benchmark.evaluation.evaluate import EvaluateConfig, RecordsMismatch, evaluate
+from benchmark.evaluation.protocol import ProtocolError, load_protocol
+from benchmark.evaluation.results import Results
+from benchmark.evaluation.rollouts import run_episodes
+from benchmark.rollout.policies import StraightPolicy, TeacherPolicy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "tests" / "data" / "protocol-tiny.yaml")
@@ -86,10 +87,7 @@ class Flaky:
     def reset(self, n):
         pass
 
-    def reset_slots(self, slots):
-        pass
-
-    def act(self, frames, slots, infos):
+    def act(self, frames, episodes):
         self.calls += 1
         if self.calls == 5:
             raise RuntimeError("boom")
@@ -104,38 +102,39 @@ def test_invalid_policy_is_recorded_with_its_reason_and_the_run_goes_on():
     first = run_episodes(policy, eps[:2])
     second = run_episodes(policy, eps[2:4])
     third = run_episodes(policy, eps[:2])
-    assert {r["status"] for r in first} == {"invalid"} and "raised RuntimeError: boom" in first[0]["reason"]
-    assert {r["status"] for r in second} == {"invalid"} and "shape (2, 2)" in second[0]["reason"]
-    assert {r["status"] for r in third} <= {"finished", "crashed"}  # later groups run normally
+    assert {r.status for r in first} == {"invalid"} and "raised RuntimeError: boom" in first[0].reason
+    assert {r.status for r in second} == {"invalid"} and "shape (2, 2)" in second[0].reason
+    assert {r.status for r in third} <= {"finished", "crashed"}  # later groups run normally
 
 
 def test_nan_policy_through_the_harness_is_invalid_not_fatal(tmp_path):
     path = nan_onnx(tmp_path / "nan.onnx")
     results = evaluate(EvaluateConfig(policy=str(path), protocol=TINY, conditions=("nominal",), out=tmp_path / "r",
                                       drift_reference=False, progress=False, workers=1))
-    m = results["metrics"]
-    assert m["invalid"] == m["episodes"] == 8  # 2 tracks x (crash, intervention) x 2 episodes
-    assert any("non-finite" in r for r in m["invalid_reasons"])
+    m = results.metrics
+    assert m.invalid == m.episodes == 8  # 2 tracks x (crash, intervention) x 2 episodes
+    assert any("non-finite" in r for r in m.invalid_reasons)
 
 
 def test_results_carry_provenance_and_numbers(tmp_path, untrained_model):
     results = evaluate(EvaluateConfig(policy=str(untrained_model), protocol=TINY, conditions=("nominal",),
                                       out=tmp_path / "r", drift_reference=False, progress=False, workers=1))
-    assert results["schema_version"] == 1
-    assert results["protocol"]["name"] == "steerbench-tiny" and len(results["protocol"]["sha256"]) == 64
-    assert len(results["policy"]["sha256"]) == 64 and results["packages"]["torch"]
-    assert results["git_sha"] and results["hardware"]["cpus"] >= 1
-    crash = results["metrics"]["conditions"]["nominal"]["crash"]
-    assert isinstance(crash["survival"][0], float) and isinstance(crash["mean_abs_offset_m"]["mean"], float)
+    assert results.schema_version == 1
+    assert results.protocol.name == "steerbench-tiny" and len(results.protocol.sha256) == 64
+    assert len(results.policy.sha256) == 64 and results.packages["torch"]
+    assert results.git_sha and results.hardware["cpus"] >= 1
+    crash = results.metrics.crash("nominal")
+    assert isinstance(crash.survival[0], float) and isinstance(crash.mean_abs_offset_m.mean, float)
     on_disk = json.loads((tmp_path / "r" / "results.json").read_text())
-    assert on_disk["metrics"] == json.loads(json.dumps(results["metrics"]))
+    assert on_disk == json.loads(json.dumps(results.to_json()))
+    assert Results.from_json(on_disk) == results  # the reader gives back what was written
 
 
 def test_two_runs_give_identical_metrics(tmp_path, untrained_model):
     kwargs = dict(policy=str(untrained_model), protocol=TINY, progress=False, drift_reference=False, workers=2)
     a = evaluate(EvaluateConfig(out=tmp_path / "a", **kwargs))
     b = evaluate(EvaluateConfig(out=tmp_path / "b", **kwargs))
-    assert a["metrics"] == b["metrics"]
+    assert a.metrics == b.metrics
 
 
 def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained_model):
@@ -159,7 +158,7 @@ def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained
     total = len(load_protocol(TINY).episodes("quick"))
     assert 0 < len(partial) < total, "the run should have been killed part-way"
     resumed = evaluate(EvaluateConfig(out=out, **kwargs))
-    assert resumed["metrics"] == reference["metrics"]
+    assert resumed.metrics == reference.metrics
     keys = [json.loads(line)["key"] for line in records.read_text().splitlines()[1:]]
     assert len(keys) == len(set(keys)) == total
 
@@ -201,7 +200,7 @@ def test_workers_exit_when_the_evaluation_is_killed(tmp_path, untrained_model):
 def test_resume_refuses_records_of_another_policy(tmp_path, untrained_model):
     evaluate(EvaluateConfig(policy="straight", protocol=TINY, conditions=("nominal",), out=tmp_path / "r",
                             drift_reference=False, progress=False, workers=1))
-    with pytest.raises(EvaluationError, match="another policy"):
+    with pytest.raises(RecordsMismatch, match="another policy"):
         evaluate(EvaluateConfig(policy=str(untrained_model), protocol=TINY, conditions=("nominal",),
                                 out=tmp_path / "r", drift_reference=False, progress=False, workers=1))
 
@@ -210,15 +209,15 @@ def test_teacher_and_straight_policies_behave_as_references():
     eps = load_protocol(TINY).episodes("quick", ["nominal"])[:2]
     teacher = run_episodes(TeacherPolicy(), eps)
     straight = run_episodes(StraightPolicy(), eps)
-    assert all(r["status"] == "finished" for r in teacher)
-    assert max(abs(v) for r in teacher for v in r["d"]) < 1.0
-    assert np.mean([max(abs(v) for v in r["d"]) for r in straight]) > np.mean([max(abs(v) for v in r["d"]) for r in teacher])
+    assert all(r.status == "finished" for r in teacher)
+    assert max(abs(v) for r in teacher for v in r.d) < 1.0
+    assert np.mean([max(abs(v) for v in r.d) for r in straight]) > np.mean([max(abs(v) for v in r.d) for r in teacher])
 
 
 class Veering(StraightPolicy):
     name = "veering"
 
-    def act(self, frames, slots, infos):
+    def act(self, frames, episodes):
         return np.full(len(frames), 0.04)
 
 
@@ -226,6 +225,6 @@ def test_intervention_mode_counts_and_recovers():
     eps = [e for e in load_protocol(TINY).episodes("quick") if e.mode == "intervention"][:2]
     records = run_episodes(Veering(), eps)
     for r in records:
-        assert r["status"] == "finished" and r["steps"] == eps[0].max_steps
-        assert r["interventions"] >= 1 and r["intervention_steps"] == sorted(r["intervention_steps"])
-        assert max(abs(v) for v in r["d"]) < 2.0  # put back on the centre line after each excursion
+        assert r.status == "finished" and r.steps == eps[0].max_steps
+        assert r.interventions >= 1 and r.intervention_steps == sorted(r.intervention_steps)
+        assert max(abs(v) for v in r.d) < 2.0  # put back on the centre line after each excursion

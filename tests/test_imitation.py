@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.collector import EpisodeSpec, GatedBehaviour, MixtureBehaviour, TeacherBehaviour, collect
-from benchmark.dataset import Dataset, DatasetWriter
-from benchmark.imitation import (DaggerConfig, DartConfig, HGDaggerConfig, ImitationConfig, behaviour_cloning,
-                                 beta_schedule, dagger, dart, dart_noise_variance, hg_dagger)
-from benchmark.policies import StraightPolicy
+from benchmark.data.collector import EpisodeSpec, GatedBehaviour, MixtureBehaviour, TeacherBehaviour, collect
+from benchmark.data.dataset import Dataset, DatasetWriter
+from benchmark.rollout.policies import StraightPolicy
+from benchmark.training.dagger import DaggerConfig, beta_schedule, dagger
+from benchmark.training.dart import DartConfig, dart, dart_noise_variance
+from benchmark.training.hg_dagger import HGDaggerConfig, hg_dagger
+from benchmark.training.imitation import ImitationConfig, behaviour_cloning
 from envs import Teacher, builtin_track
 
 
@@ -43,7 +45,7 @@ def test_collector_stops_at_its_label_budget(tmp_path):
 
 def test_gated_behaviour_aggregates_only_the_teachers_segments(tmp_path):
     class Veer(StraightPolicy):
-        def act(self, frames, slots, infos):
+        def act(self, frames, episodes):
             return np.full(len(frames), 0.03)
 
     ds, stats = record(tmp_path, GatedBehaviour(Veer(), threshold_m=0.6, release_m=0.2), steps=150)

@@ -463,12 +463,14 @@ def test_cli_build_is_deterministic(board, tmp_path):
 
 def _synthetic(entry_id: str, survival: tuple[float, float], offset: float, autonomy: float | None,
                date: str) -> dict:
-    conditions = {name: {"crash": {"horizons": [10, 30], "survival": [1.0, s], "cumulative_cost": [1.0, 3.0],
-                                   "mean_abs_offset_m": {"mean": offset}}}
+    interval = {"mean": offset, "ci_low": None, "ci_high": None, "iqm": None, "n": 2}
+    conditions = {name: {"crash": {"episodes": 2, "invalid": 0, "horizons": [10, 30], "survival": [1.0, s],
+                                   "cumulative_cost": [1.0, 3.0], "mean_abs_offset_m": interval}}
                   for name, s in zip(("nominal", "perturbed"), survival)}
     if autonomy is not None:
-        conditions["nominal"]["intervention"] = {"autonomy_pct": autonomy}
-    return {"id": entry_id, "date": date, "metrics": {"conditions": conditions}}
+        conditions["nominal"]["intervention"] = {"episodes": 2, "invalid": 0, "autonomy_pct": autonomy}
+    metrics = {"episodes": 4, "invalid": 0, "invalid_reasons": [], "conditions": conditions}
+    return {"id": entry_id, "date": date, "metrics": metrics}
 
 
 def test_ranking_formula_and_tie_breaks():

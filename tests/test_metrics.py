@@ -1,4 +1,4 @@
-"""The benchmark's metric definitions (benchmark/metrics.py), each against a case computed by hand."""
+"""The benchmark's metric definitions (benchmark/evaluation/metrics.py), each against a case computed by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark import metrics as m
+from benchmark.evaluation import metrics as m
 
 NAN = float("nan")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs.config import ConfigError
+from benchmark.common.config import ConfigError
 from models import (
     ModelConfig,
     ModelFileError,

@@ -1,8 +1,8 @@
-"""Figures (benchmark/plots.py) and the results table (benchmark/summary.py) from synthetic results.
+"""Figures (benchmark/reporting/plots.py) and the results table (benchmark/reporting/summary.py) from synthetic results.
 
 The results directories are built here: fake but consistent episode records for a teacher, a
 behaviour-cloning-like learner whose offset grows until it leaves the road, and a DAgger-like one
-with a constant small offset, turned into results.json by benchmark.results.compute_results with
+with a constant small offset, turned into results.json by benchmark.evaluation.results.compute_results with
 the real protocol, exactly as `benchmark evaluate` does. Nothing under results/ is needed.
 """
 
@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import plots, summary
-from benchmark.cli import add_arguments, from_arguments
-from benchmark.protocol import load_protocol
-from benchmark.results import compute_results
+from benchmark.common.cli import add_arguments, from_arguments
+from benchmark.evaluation import results as results_module
+from benchmark.evaluation.protocol import load_protocol
+from benchmark.evaluation.records import EpisodeRecord
+from benchmark.evaluation.results import compute_results
+from benchmark.reporting import plots, summary
 
 PROFILE = "quick"
 TRACKS = ("racetrack", "procedural-1000000")
@@ -81,7 +83,8 @@ def write_results(root: Path, method: str, records: list[dict], teacher: list[di
         "policy": meta["policy"], "git_sha": "test", "packages": {}, "hardware": {},
         "date": "2026-01-01T00:00:00+00:00",
         "records": str(out / "records.jsonl"),
-        "metrics": compute_results(records, protocol, PROFILE, teacher),
+        "metrics": compute_results([EpisodeRecord.from_json(r) for r in records], protocol, PROFILE,
+                                   teacher and [EpisodeRecord.from_json(r) for r in teacher]).to_json(),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     return out
@@ -147,7 +150,7 @@ def test_error_growth_legend_has_each_exponent_and_the_guides(results_dirs):
 
 
 def test_colours_are_consistent_across_figures(results_dirs):
-    loaded = summary.load_results(results_dirs)
+    loaded = results_module.load_results(results_dirs)
     colors = plots.method_colors(loaded)
     assert len(set(colors.values())) == 3
     import matplotlib.colors as mcolors
@@ -172,7 +175,7 @@ def test_figures_without_their_data_are_skipped_with_a_note(tmp_path, capsys):
     assert "skipped autonomy.png: no intervention-mode episodes" in printed
     with pytest.raises(plots.MissingData):
         plots.autonomy_figure([only])
-    with pytest.raises(summary.ResultsError, match="no results for the 'traffic' condition"):
+    with pytest.raises(results_module.ResultsError, match="no results for the 'traffic' condition"):
         plots.plot_all([only], tmp_path / "fig2", condition="traffic")
 
 
@@ -258,34 +261,34 @@ def _variant(src: Path, dst: Path, change) -> Path:
 
 def test_mixing_protocols_or_profiles_is_refused(results_dirs, tmp_path):
     full = _variant(results_dirs[1], tmp_path / "bc-full", lambda d: d["protocol"].update(profile="full"))
-    with pytest.raises(summary.ResultsError, match="different profiles") as exc:
+    with pytest.raises(results_module.ResultsError, match="different profiles") as exc:
         plots.plot_all([results_dirs[0], full], tmp_path / "fig")
     assert "quick" in str(exc.value) and "full" in str(exc.value) and "bc-full" in str(exc.value)
     other = _variant(results_dirs[1], tmp_path / "bc-v2", lambda d: d["protocol"].update(name="steerbench-v2"))
-    with pytest.raises(summary.ResultsError, match="different protocols.*steerbench-v2"):
+    with pytest.raises(results_module.ResultsError, match="different protocols.*steerbench-v2"):
         summary.summary_table([results_dirs[0], other])
     edited = _variant(results_dirs[1], tmp_path / "bc-edit", lambda d: d["protocol"].update(sha256="0" * 64))
-    with pytest.raises(summary.ResultsError, match="different versions of the protocol file"):
+    with pytest.raises(results_module.ResultsError, match="different versions of the protocol file"):
         summary.write_summary([results_dirs[0], edited], tmp_path / "s.md")
 
 
 def test_unknown_schema_version_and_missing_files(results_dirs, tmp_path):
     v2 = _variant(results_dirs[0], tmp_path / "v2", lambda d: d.update(schema_version=2))
-    with pytest.raises(summary.ResultsError, match="unknown schema_version 2"):
+    with pytest.raises(results_module.ResultsError, match="unknown schema_version 2"):
         plots.plot_all([v2], tmp_path / "fig")
-    with pytest.raises(summary.ResultsError, match="unknown schema_version None"):
-        summary.load_results([_variant(results_dirs[0], tmp_path / "v0", lambda d: d.pop("schema_version"))])
+    with pytest.raises(results_module.ResultsError, match="unknown schema_version None"):
+        results_module.load_results([_variant(results_dirs[0], tmp_path / "v0", lambda d: d.pop("schema_version"))])
     with pytest.raises(FileNotFoundError, match="no results.json"):
-        summary.load_results([tmp_path])
+        results_module.load_results([tmp_path])
     with pytest.raises(FileNotFoundError, match="no such results"):
-        summary.load_results([tmp_path / "missing" / "results.json"])
-    with pytest.raises(summary.ResultsError, match="no results given"):
-        summary.load_results([])
+        results_module.load_results([tmp_path / "missing" / "results.json"])
+    with pytest.raises(results_module.ResultsError, match="no results given"):
+        results_module.load_results([])
 
 
 def test_results_json_paths_and_duplicate_names(results_dirs, tmp_path):
     copy_dir = _variant(results_dirs[1], tmp_path / "bc-rerun", lambda d: None)
-    loaded = summary.load_results([results_dirs[1] / "results.json", copy_dir])
+    loaded = results_module.load_results([results_dirs[1] / "results.json", copy_dir])
     assert [r.label for r in loaded] == ["bc (bc)", "bc (bc-rerun)"]
     df = summary.summary_table(loaded)
     assert list(df.index) == ["bc (bc)", "bc (bc-rerun)"]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.augment import AugmentConfig
-from benchmark.dataset import Dataset
-from benchmark.train import TrainConfig, evaluate_loss, fit, split_episodes
+from benchmark.data.dataset import Dataset
+from benchmark.training.augment import AugmentConfig
+from benchmark.training.train import TrainConfig, evaluate_loss, fit, split_episodes
 
 
 def config(tmp_path, **kw):
@@ -78,7 +78,7 @@ def test_help_comes_from_the_field_docs(capsys):
 @pytest.fixture(scope="module")
 def oval_dataset(tmp_path_factory):
     """Teacher driving on the oval from displaced starts: 8 episodes of 250 steps."""
-    from benchmark.record import RecordConfig, run
+    from benchmark.data.record import RecordConfig, run
 
     out = tmp_path_factory.mktemp("oval") / "data"
     run(RecordConfig(out=out, tracks=("oval",), procedural_seeds="", episodes_per_track=8, steps=250, seed=3,
@@ -111,14 +111,15 @@ def test_a_short_training_run_lowers_the_validation_loss(oval_dataset, oval_run)
 
 
 def test_a_policy_trained_on_a_small_dataset_drives_farther_than_straight_ahead(oval_run):
-    from benchmark.policies import StraightPolicy, TorchPolicy
-    from benchmark.protocol import EvalEpisode
-    from benchmark.rollout import run_episodes
+    from benchmark.evaluation.protocol import EvalEpisode
+    from benchmark.evaluation.records import EpisodeKey
+    from benchmark.evaluation.rollouts import run_episodes
+    from benchmark.rollout.policies import StraightPolicy, TorchPolicy
 
     _, result = oval_run
-    episodes = [EvalEpisode(key=f"oval|nominal|crash|{k}", track="oval", track_seed=None, condition="nominal",
-                            mode="crash", index=k, seed=100 + k, max_steps=300) for k in range(4)]
+    episodes = [EvalEpisode(key=EpisodeKey("oval", "nominal", "crash", k), track="oval", track_seed=None,
+                            seed=100 + k, max_steps=300) for k in range(4)]
     learned = run_episodes(TorchPolicy(result.model, device="cpu"), episodes)
     straight = run_episodes(StraightPolicy(), episodes)
-    dist = lambda records: np.mean([r["distance_m"] for r in records])  # noqa: E731
+    dist = lambda records: np.mean([r.distance_m for r in records])  # noqa: E731
     assert dist(learned) > 2.0 * dist(straight)

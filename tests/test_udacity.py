@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark.dataset import Dataset
-from benchmark.udacity import ExportConfig, ImportConfig, UdacityError, export_order, run
+from benchmark.data.dataset import Dataset
+from benchmark.data.udacity import ExportConfig, ImportConfig, UdacityError, export_order, run
 from envs import MAX_CURVATURE
 
 SCALE = 0.05  # curvature [1/m] per unit of steering in the synthetic recordings
@@ -170,7 +170,7 @@ def test_import_errors_name_the_problem(tmp_path):
 
 
 def test_configs_work_as_command_line_options(tmp_path):
-    from benchmark.cli import add_arguments, from_arguments
+    from benchmark.common.cli import add_arguments, from_arguments
 
     for cls, argv in ((ExportConfig, ["--data", "d", "--out", "o", "--no-header", "--steering-scale", "0.1"]),
                       (ImportConfig, ["--folder", "f", "--crop-top", "0", "--crop-bottom", "66",
@@ -185,7 +185,7 @@ def test_configs_work_as_command_line_options(tmp_path):
 
 
 def p_args(cls, argv):
-    from benchmark.cli import add_arguments
+    from benchmark.common.cli import add_arguments
 
     p = argparse.ArgumentParser()
     add_arguments(p, cls)

@@ -18,7 +18,7 @@ BATCH = 64
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    from benchmark.record import RecordConfig, run
+    from benchmark.data.record import RecordConfig, run
 
     out = tmp_path_factory.mktemp("perf") / "data"
     run(RecordConfig(out=out, tracks=("racetrack", "oval"), procedural_seeds="0-3", episodes_per_track=1, steps=300,
@@ -38,9 +38,9 @@ def test_training_pipeline_vs_bare_forward_backward(compare, dataset):
     """Loading from the memory map, shifted-camera augmentation (side cameras, flat-ground warps,
     return-to-centre labels) in the prefetch thread, then forward and backward; the reference is
     forward and backward alone on one batch already in memory."""
-    from benchmark.augment import AugmentConfig, SampleMaker
-    from benchmark.dataset import Dataset
-    from benchmark.train import Prefetcher
+    from benchmark.data.dataset import Dataset
+    from benchmark.training.augment import AugmentConfig, SampleMaker
+    from benchmark.training.train import Prefetcher
 
     torch.set_num_threads(2)
     ds = Dataset.open(dataset)
@@ -81,8 +81,8 @@ def test_recording_speed(compare, tmp_path):
     import gymnasium as gym
 
     import envs  # noqa: F401
-    from benchmark.collector import EpisodeSpec, TeacherBehaviour, collect
-    from benchmark.dataset import DatasetWriter
+    from benchmark.data.collector import EpisodeSpec, TeacherBehaviour, collect
+    from benchmark.data.dataset import DatasetWriter
 
     steps = 200
     counter = iter(range(1000))
@@ -112,25 +112,26 @@ def test_recording_speed(compare, tmp_path):
 def test_closed_loop_evaluation_vs_bare_batched_inference(compare):
     """Closed-loop PilotNet (env step, render, batched inference, records) in one process with one
     torch thread, as a harness worker runs, against inference alone on batches of the same size."""
-    from benchmark.policies import TorchPolicy
-    from benchmark.protocol import EvalEpisode
-    from benchmark.rollout import run_episodes
+    from benchmark.evaluation.protocol import EvalEpisode
+    from benchmark.evaluation.records import EpisodeKey
+    from benchmark.evaluation.rollouts import run_episodes
+    from benchmark.rollout.policies import TorchPolicy
     from models import ModelConfig, build_model
 
     torch.set_num_threads(1)
     policy = TorchPolicy(build_model(ModelConfig()), device="cpu")
     n, steps = 8, 150
-    episodes = [EvalEpisode(key=f"oval|nominal|intervention|{k}", track="oval", track_seed=None, condition="nominal",
-                            mode="intervention", index=k, seed=k, max_steps=steps) for k in range(n)]
+    episodes = [EvalEpisode(key=EpisodeKey("oval", "nominal", "intervention", k), track="oval", track_seed=None,
+                            seed=k, max_steps=steps) for k in range(n)]
     run_episodes(policy, episodes[:1])  # build the map, warm up
     frames = np.random.default_rng(0).integers(0, 256, (n, 66, 200, 3), dtype=np.uint8)
 
     def closed_loop():
-        return sum(r["steps"] for r in run_episodes(policy, episodes))
+        return sum(r.steps for r in run_episodes(policy, episodes))
 
     def bare():
         for _ in range(steps):
-            policy.act(frames, np.arange(n), None)
+            policy.act(frames, np.arange(n))
         return n * steps
 
     result = compare(closed_loop, bare, rounds=5, name="closed_loop_steps", reference_name="bare_inference_frames")
@@ -141,7 +142,7 @@ def test_closed_loop_evaluation_vs_bare_batched_inference(compare):
 def test_training_peak_memory_stays_under_dataset_plus_1_5_gb(dataset, tmp_path, benchmark):
     """A training run in its own process; its peak RSS (memory-mapped frames count when touched)
     against the dataset's size plus 1.5 GB."""
-    from benchmark.dataset import Dataset
+    from benchmark.data.dataset import Dataset
 
     size = Dataset.open(dataset).nbytes
     cmd = [sys.executable, "-m", "benchmark", "train", "bc", "--data", str(dataset), "--out", str(tmp_path / "run"),

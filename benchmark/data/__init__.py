@@ -1,0 +1,1 @@
+"""Recorded driving: the dataset format, the collector, recording, driving yourself, Udacity interop."""

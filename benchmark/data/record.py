@@ -1,0 +1,67 @@
+"""`python -m benchmark record`: the teacher drives the training tracks and the rig is recorded."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.common.config import parse_seeds
+
+from .collector import TEACHER_LABELS, TeacherBehaviour, collect
+from .dataset import DatasetWriter, simulator_source
+from .tracksets import training_episodes
+
+
+@dataclass
+class RecordConfig:
+    """Record the teacher driving the training tracks: left, centre and right frames, the teacher's
+    label for each camera pose, and the state, into a dataset directory."""
+
+    out: Path = Path("data/teacher")
+    """Dataset directory to create."""
+    tracks: tuple[str, ...] = ("racetrack", "racetrack-large", "oval", "sine-road")
+    """Built-in tracks to drive."""
+    procedural_seeds: str = "0-19"
+    """Procedural training seeds, e.g. '0-19' or '1,4,7-9' (test seeds are refused)."""
+    episodes_per_track: int = 1
+    """Episodes on each track."""
+    steps: int = 300
+    """Policy steps per episode (10 Hz)."""
+    seed: int = 0
+    """Seed of the episodes' start states."""
+    start_offset_m: float = 0.0
+    """Largest |lateral offset| of a random start (uniform); 0 starts on the lane centre."""
+    start_heading_rad: float = 0.0
+    """Largest |heading error| of a random start (uniform)."""
+    noise_std: float = 0.0
+    """Gaussian noise on the executed curvature [1/m]; labels stay the teacher's clean actions."""
+    shard_size: int = 2000
+    """Steps per frame shard."""
+    lockstep: int = 8
+    """Episodes stepped together."""
+    overwrite: bool = False
+    """Replace an existing dataset in `out`."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def run(config: RecordConfig) -> dict:
+    episodes = training_episodes(config.tracks, config.procedural_seeds, config.episodes_per_track,
+                                 config.steps, config.seed, config.start_offset_m, config.start_heading_rad)
+    source = simulator_source("recording", TEACHER_LABELS, tracks=list(config.tracks),
+                              procedural_seeds=parse_seeds(config.procedural_seeds), episodes=len(episodes),
+                              seed=config.seed, noise_std=config.noise_std)
+    t0 = time.perf_counter()
+    with DatasetWriter(config.out, source.frame_shape, source.metadata, config.shard_size,
+                       overwrite=config.overwrite) as writer:
+        stats = collect(episodes, TeacherBehaviour(config.noise_std), writer, source="teacher",
+                        rng=np.random.default_rng(config.seed), lockstep=config.lockstep,
+                        progress=config.progress, desc="record")
+        writer.update_metadata(labels=stats.labels, teacher_queries=stats.teacher_queries,
+                               env_steps=stats.env_steps, failures=stats.failures)
+    seconds = time.perf_counter() - t0
+    return {"out": str(config.out), "steps": stats.labels, "episodes": stats.episodes,
+            "frames_per_s": round(3 * stats.labels / seconds, 1), "seconds": round(seconds, 1)}

@@ -1,0 +1,277 @@
+"""`python -m benchmark evaluate`: a policy on the versioned protocol -> records and results.
+
+The protocol's episodes are split into groups (one track, condition and mode; at most
+`group_size` episodes) that run in lockstep in worker processes, one per core. Each finished
+group's records are appended to `records.jsonl` (one line per episode, fsync'ed) as soon as it
+ends, so a killed run loses at most the groups in flight; a rerun resumes with the groups that
+are missing. Groups are the unit of resumption because batched inference is only bit-identical
+for the same batch composition: resuming whole groups keeps the final results identical.
+
+`results.json` holds the metrics (benchmark/evaluation/results.py) with the schema and protocol
+versions, the git commit, package versions, hardware, and the policy's sha256. Failures that stop
+an evaluation are typed (EvaluationTimeout, WorkerDied, WorkerOutOfMemory), so callers map them to
+messages by type, never by text.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+import multiprocessing
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
+
+from benchmark.common.files import sha256_file, write_json_atomic
+from benchmark.common.provenance import git_sha, hardware, package_versions
+from benchmark.rollout.policies import PolicySpec
+
+from .protocol import DEFAULT_PROTOCOL, EvalEpisode, load_protocol
+from .records import EpisodeRecord, RecordsMeta, append_records, read_records, write_records
+from .results import SCHEMA_VERSION, PolicyRef, ProtocolRef, Results
+
+RESULTS_ROOT = Path("results")
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation could not complete."""
+
+
+class EvaluationTimeout(EvaluationError):
+    """The evaluation ran past its wall-clock limit."""
+
+    def __init__(self, limit_s: float):
+        super().__init__(f"the evaluation exceeded its time limit of {limit_s:.0f} s")
+        self.limit_s = limit_s
+
+
+class WorkerDied(EvaluationError):
+    """A worker process died (a crash of the runtime, or killed for memory by the system)."""
+
+
+class WorkerOutOfMemory(EvaluationError):
+    """A worker raised MemoryError (its address-space limit)."""
+
+
+class RecordsMismatch(EvaluationError):
+    """The results folder holds records of another policy, protocol or condition set."""
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Evaluate a policy on the versioned protocol: per-episode records and a results JSON."""
+
+    policy: str = "teacher"
+    """'teacher', 'straight', a model directory (config.json + model.safetensors) or an .onnx file."""
+    name: str = ""
+    """Name of the results (default: derived from the policy)."""
+    protocol: str = DEFAULT_PROTOCOL
+    """Protocol name (benchmark/protocols/<name>.yaml) or path."""
+    profile: Literal["quick", "full"] = "quick"
+    """Protocol profile: quick (make bench) or full (leaderboard)."""
+    conditions: tuple[str, ...] = ()
+    """Only these conditions (default: all of the profile)."""
+    out: Path | None = None
+    """Results directory (default: results/<protocol>/<profile>/<name>)."""
+    workers: int = 2
+    """Worker processes (episodes groups run in parallel, one torch thread each)."""
+    group_size: int = 8
+    """Most episodes stepped in lockstep in one group."""
+    resume: bool = True
+    """Keep the finished groups of an earlier, interrupted run."""
+    drift_reference: bool = True
+    """Compare with the teacher's records for the drift metric (evaluating the teacher if needed)."""
+    memory_limit_mb: int = 0
+    """Address-space limit of each worker process (0: none)."""
+    time_limit_s: float = 0.0
+    """Wall-clock limit of the whole evaluation (0: none)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+def policy_spec(policy: str, name: str = "") -> PolicySpec:
+    """Turn the `policy` argument into a PolicySpec (benchmark.rollout.policies.make_policy), with its sha256."""
+    if policy in ("teacher", "straight"):
+        return PolicySpec(kind=policy, name=name or policy)
+    path = Path(policy)
+    if path.is_dir():
+        if (path / "model").is_dir():  # a zoo entry or a training run directory
+            path = path / "model"
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{policy}: not a model directory (no config.json) and not an .onnx file")
+        label = name or (path.parent.name if path.name == "model" else path.name)
+        return PolicySpec(kind="torch", name=label, path=str(path), sha256=sha256_file(path / "model.safetensors"))
+    if path.suffix == ".onnx":
+        if not path.is_file():
+            raise FileNotFoundError(f"{policy}: no such ONNX file")
+        return PolicySpec(kind="onnx", name=name or path.stem, path=str(path), sha256=sha256_file(path))
+    raise ValueError(f"unknown policy {policy!r}: use teacher, straight, a model directory or an .onnx file")
+
+
+def _exit_with_parent(parent: int, period_s: float = 1.0) -> None:
+    """A killed evaluation (SIGTERM, SIGKILL) must not leave its workers running on: exit once the
+    parent is gone (this process is then re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(period_s)
+    os._exit(1)
+
+
+def _worker_init(memory_limit_mb: int, parent: int) -> None:
+    import threading
+
+    import torch
+
+    # `parent` comes from the parent: read here, it may already be init's pid if the parent died early
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    torch.set_num_threads(1)
+    if memory_limit_mb:
+        import resource
+
+        limit = memory_limit_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+_POLICY_CACHE: dict[PolicySpec, object] = {}
+
+
+def _run_group(spec: PolicySpec, episodes: list[EvalEpisode], threshold: float, hz: float) -> list[EpisodeRecord]:
+    from benchmark.rollout.policies import make_policy
+
+    from .rollouts import run_episodes
+
+    if spec not in _POLICY_CACHE:
+        _POLICY_CACHE[spec] = make_policy(spec)
+    return run_episodes(_POLICY_CACHE[spec], episodes, intervention_threshold_m=threshold, policy_hz=hz)
+
+
+def groups_of(episodes: list[EvalEpisode], size: int) -> list[list[EvalEpisode]]:
+    by_group: dict[str, list[EvalEpisode]] = {}
+    for ep in episodes:
+        by_group.setdefault(ep.group, []).append(ep)
+    out = []
+    for eps in by_group.values():
+        out += [eps[i: i + size] for i in range(0, len(eps), size)]
+    return out
+
+
+def default_out(protocol: str, profile: str, name: str) -> Path:
+    return RESULTS_ROOT / protocol / profile / name
+
+
+def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, config: EvaluateConfig,
+                on_done: Callable[[list[EpisodeRecord]], None]) -> None:
+    """Run the groups in worker processes; each finished group goes to `on_done` at once."""
+    ctx = multiprocessing.get_context("spawn")
+    workers = max(1, min(config.workers, len(todo)))
+    start = time.monotonic()
+    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
+                                initargs=(config.memory_limit_mb, os.getpid())) as pool:
+        futures = {pool.submit(_run_group, spec, g, protocol.intervention_threshold_m, protocol.policy_hz): g
+                   for g in todo}
+        try:
+            pending = set(futures)
+            while pending:
+                timeout = None
+                if config.time_limit_s:
+                    timeout = config.time_limit_s - (time.monotonic() - start)
+                    if timeout <= 0:
+                        raise EvaluationTimeout(config.time_limit_s)
+                finished, pending = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    group = futures[fut][0].group
+                    try:
+                        records = fut.result()
+                    except cf.process.BrokenProcessPool as exc:
+                        raise WorkerDied(f"a worker process died (crash or out of memory) while evaluating {group}") \
+                            from exc
+                    except MemoryError as exc:
+                        raise WorkerOutOfMemory(f"a worker ran out of memory evaluating {group}") from exc
+                    on_done(records)
+        except BaseException:
+            for p in list(getattr(pool, "_processes", {}).values()):
+                p.kill()  # a hung or runaway worker must not outlive the evaluation
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], None] | None = None) -> Results:
+    """Run (or resume) the evaluation and return the Results (also written to results.json)."""
+    from .results import compute_results
+
+    protocol = load_protocol(config.protocol)
+    spec = policy_spec(config.policy, config.name)
+    out = Path(config.out) if config.out else default_out(protocol.name, config.profile, spec.name)
+    out.mkdir(parents=True, exist_ok=True)
+    episodes = protocol.episodes(config.profile, list(config.conditions) or None)
+    conditions = sorted({e.condition for e in episodes})
+    meta = RecordsMeta(protocol.name, protocol.sha256, config.profile, spec.ref(), conditions)
+    records_path = out / "records.jsonl"
+    old_meta, old = read_records(records_path) if config.resume else (None, [])
+    if old_meta is not None and old_meta != meta.to_json():
+        raise RecordsMismatch(f"{records_path} holds records of another policy, protocol or condition set; "
+                              "pass --no-resume or choose another --out")
+    groups = groups_of(episodes, config.group_size)
+    done_keys = {r.key for r in old}
+    complete = [g for g in groups if all(str(e.key) in done_keys for e in g)]
+    keep = {str(e.key) for g in complete for e in g}
+    records = [r for r in old if r.key in keep]
+    # Rewrite the records with the complete groups only (atomic), then append as groups finish.
+    write_records(records_path, meta, records)
+    todo = [g for g in groups if not all(str(e.key) in keep for e in g)]
+
+    bar = tqdm(total=len(episodes), initial=len(records), desc=f"evaluate {spec.name} ({config.profile})",
+               unit="episode", disable=not config.progress, dynamic_ncols=True)
+
+    def done(group_records: list[EpisodeRecord]) -> None:
+        append_records(records_path, group_records)
+        records.extend(group_records)
+        bar.update(len(group_records))
+        if on_group:
+            on_group(group_records)
+
+    if todo:
+        _run_groups(todo, spec, protocol, config, done)
+    bar.close()
+    teacher = None
+    if config.drift_reference and spec.kind != "teacher":
+        teacher = teacher_records(config.protocol, config.profile, config, conditions)
+    order = {str(e.key): i for i, e in enumerate(episodes)}
+    records.sort(key=lambda r: order[r.key])
+    results = Results(
+        schema_version=SCHEMA_VERSION,
+        protocol=ProtocolRef(protocol.name, protocol.sha256, config.profile, protocol.horizons(config.profile)),
+        policy=PolicyRef(**spec.ref()), git_sha=git_sha(), packages=package_versions(), hardware=hardware(),
+        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        records=records_path.name,  # beside results.json
+        metrics=compute_results(records, protocol, config.profile, teacher))
+    write_json_atomic(out / "results.json", results.to_json())
+    return results
+
+
+def teacher_records(protocol_ref: str, profile: str, config: EvaluateConfig, conditions: list[str]) -> list[EpisodeRecord]:
+    """The teacher's records on the same protocol episodes; the teacher is evaluated on the whole
+    profile first when any of them is missing. `protocol_ref` is a protocol name or path."""
+    protocol = load_protocol(protocol_ref)
+    path = default_out(protocol.name, profile, "teacher") / "records.jsonl"
+    meta, records = read_records(path)
+    needed = {str(e.key) for e in protocol.episodes(profile, conditions)}
+    if not needed <= {r.key for r in records}:
+        everything = sorted({e.condition for e in protocol.episodes(profile)})
+        evaluate(EvaluateConfig(policy="teacher", protocol=protocol_ref, profile=profile, workers=config.workers,
+                                group_size=config.group_size, progress=config.progress, drift_reference=False,
+                                resume=meta is None or meta.get("conditions") == everything))
+        _, records = read_records(path)
+    return [r for r in records if r.key in needed]
+
+
+def run(config: EvaluateConfig) -> dict:
+    from .results import headline
+
+    results = evaluate(config)
+    out = config.out or default_out(results.protocol.name, config.profile, results.policy.name)
+    return {"results": str(Path(out) / "results.json"), **headline(results)}

@@ -1,0 +1,215 @@
+"""Episode records: what the harness keeps of every evaluation episode, and the one reader of them.
+
+`records.jsonl` (beside each `results.json`) holds a `{"_meta": ...}` line saying which policy,
+protocol and conditions the records belong to, then one JSON object per episode, appended as each
+group of episodes ends. An `EpisodeRecord` is one such line; `read_records` is the only reader.
+
+Per-step arrays hold the state at t = 0, 1, ...: lateral offset d, heading error psi, the action
+taken and the teacher's action there, the car's x, y. When the episode failed, the state at which
+the failure was observed is their last entry (`failure_step` is its index; its actions are null).
+Non-finite numbers are stored as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from benchmark.common.files import append_line, write_text_atomic
+
+Status = Literal["finished", "crashed", "invalid"]
+STATUSES: tuple[str, ...] = ("finished", "crashed", "invalid")
+
+
+class RecordsError(ValueError):
+    """A records file or record that is not what the harness writes."""
+
+
+@dataclass(frozen=True, order=True)
+class EpisodeKey:
+    """The stable id of an evaluation episode: `track|condition|mode|index`."""
+
+    track: str
+    condition: str
+    mode: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.track}|{self.condition}|{self.mode}|{self.index}"
+
+    @property
+    def group(self) -> str:
+        """`track|condition|mode`: the episodes that run in lockstep and resume together."""
+        return f"{self.track}|{self.condition}|{self.mode}"
+
+    @classmethod
+    def parse(cls, text: str) -> EpisodeKey:
+        parts = str(text).split("|")
+        if len(parts) != 4 or not parts[3].lstrip("-").isdigit():
+            raise RecordsError(f"bad episode key {text!r}: expected track|condition|mode|index")
+        return cls(parts[0], parts[1], parts[2], int(parts[3]))
+
+
+def _rounded(values: Iterable[float | None], digits: int) -> list[float | None]:
+    return [None if (v is None or not math.isfinite(v)) else round(float(v), digits) for v in values]
+
+
+def as_array(values: Sequence[float | None]) -> np.ndarray:
+    """A stored series as a float array, null as NaN."""
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One evaluation episode as stored in records.jsonl (the fields in their on-disk order)."""
+
+    key: str
+    """The episode's EpisodeKey as text."""
+    group: str
+    track: str
+    """The track's name (built-in name or procedural-<seed>)."""
+    condition: str
+    mode: str
+    """crash or intervention."""
+    index: int
+    seed: int
+    """The reset seed."""
+    effect: str | None
+    """The photometric effect, if any."""
+    status: Status
+    reason: str | None
+    """Why the episode is invalid (the policy's problem), else null."""
+    steps: int
+    """Policy steps taken."""
+    failure_step: int
+    """Index of the failure state in the per-step arrays; -1 without a failure."""
+    failure_type: str | None
+    """off_road or collision."""
+    interventions: int
+    intervention_steps: list[int]
+    elapsed_s: float
+    distance_m: float
+    start_offset_m: float
+    start_heading_rad: float
+    d: list[float | None]
+    psi: list[float | None]
+    action: list[float | None]
+    teacher_action: list[float | None]
+    x: list[float | None]
+    y: list[float | None]
+
+    @property
+    def episode_key(self) -> EpisodeKey:
+        return EpisodeKey.parse(self.key)
+
+    @property
+    def crashed(self) -> bool:
+        return self.status == "crashed"
+
+    @property
+    def valid(self) -> bool:
+        return self.status != "invalid"
+
+    def series(self, name: str) -> np.ndarray:
+        """A per-step series (d, psi, action, teacher_action, x, y) as floats, null as NaN."""
+        return as_array(getattr(self, name))
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, item: Any, where: str = "record") -> EpisodeRecord:
+        """A record from its JSON object; RecordsError naming what is wrong."""
+        if not isinstance(item, dict):
+            raise RecordsError(f"{where}: not a JSON object")
+        names = [f.name for f in fields(cls)]
+        missing = [n for n in names if n not in item]
+        unknown = [k for k in item if k not in names]
+        if missing or unknown:
+            what = f"missing {', '.join(missing)}" if missing else f"unknown key {unknown[0]!r}"
+            raise RecordsError(f"{where}: not an episode record ({what})")
+        if item["status"] not in STATUSES:
+            raise RecordsError(f"{where}: unknown status {item['status']!r}")
+        return cls(**item)
+
+    @classmethod
+    def build(cls, *, key: EpisodeKey, track: str, seed: int, effect: str | None, status: Status,
+              reason: str | None, steps: int, failure_step: int, failure_type: str | None,
+              intervention_steps: list[int], policy_hz: float, speed: float, start_offset_m: float,
+              start_heading_rad: float, trace: dict[str, list[float]]) -> EpisodeRecord:
+        """A record from a finished episode's trace, rounding the per-step series as stored."""
+        return cls(
+            key=str(key), group=key.group, track=track, condition=key.condition, mode=key.mode, index=key.index,
+            seed=seed, effect=effect, status=status, reason=reason, steps=steps, failure_step=failure_step,
+            failure_type=failure_type, interventions=len(intervention_steps), intervention_steps=intervention_steps,
+            elapsed_s=steps / policy_hz, distance_m=speed * steps / policy_hz, start_offset_m=start_offset_m,
+            start_heading_rad=start_heading_rad, d=_rounded(trace["d"], 4), psi=_rounded(trace["psi"], 4),
+            action=_rounded(trace["action"], 5), teacher_action=_rounded(trace["teacher"], 5),
+            x=_rounded(trace["x"], 2), y=_rounded(trace["y"], 2))
+
+
+@dataclass(frozen=True)
+class RecordsMeta:
+    """The first line of records.jsonl: whose records these are."""
+
+    protocol: str
+    protocol_sha256: str
+    profile: str
+    policy: dict[str, Any]
+    """kind, name and sha256 of the policy."""
+    conditions: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_KEY_RE = re.compile(r'"key":\s*"((?:[^"\\]|\\.)*)"')
+
+
+def read_records(path: Path, keep: Callable[[str], bool] | None = None) -> tuple[dict | None, list[EpisodeRecord]]:
+    """The `_meta` object and the records of a records.jsonl (none when the file is missing).
+
+    A line cut off by a killed evaluation ends the file: everything before it is intact. With
+    `keep`, only the records whose key passes it are parsed (plots read a few of many).
+    """
+    meta, records = None, []
+    if not Path(path).exists():
+        return None, []
+    with open(path) as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            if keep is not None and not line.startswith('{"_meta"'):
+                m = _KEY_RE.search(line, 0, 400)
+                if m is not None and not keep(json.loads(f'"{m.group(1)}"')):
+                    continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                break
+            if isinstance(item, dict) and "_meta" in item:
+                meta = item["_meta"]
+                continue
+            record = EpisodeRecord.from_json(item, f"{path}:{number}")
+            if keep is None or keep(record.key):
+                records.append(record)
+    return meta, records
+
+
+def write_records(path: Path, meta: RecordsMeta, records: Sequence[EpisodeRecord]) -> None:
+    """Replace `path` with the meta line and `records` (atomically)."""
+    lines = [{"_meta": meta.to_json()}, *(r.to_json() for r in records)]
+    write_text_atomic(path, "".join(json.dumps(x) + "\n" for x in lines))
+
+
+def append_records(path: Path, records: Sequence[EpisodeRecord]) -> None:
+    """Append finished records (each line fsync'ed, so a crash right after keeps them)."""
+    for r in records:
+        append_line(path, json.dumps(r.to_json()))

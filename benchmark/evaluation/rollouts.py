@@ -1,0 +1,94 @@
+"""Closed-loop rollouts of a policy on protocol episodes, on the lockstep runner -> EpisodeRecords.
+
+All episodes of a group run together: at each step the centre frames of the active episodes (after
+the episode's photometric shift, if any) go through one batched decision. Crash mode ends an
+episode at its first off-road or collision; intervention mode wraps the environment in NVIDIA's
+safety driver (benchmark/rollout/wrappers.py). A policy that raises, returns the wrong shape or a
+non-finite curvature makes the group's running episodes `invalid`, with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from benchmark.rollout.policies import Policy, PrivilegedPolicy, act
+from benchmark.rollout.runner import Lockstep
+from benchmark.rollout.wrappers import Intervention, ObservationShift
+from envs import DrivingEnv
+
+from .conditions import photometric_effect
+from .protocol import EvalEpisode
+from .records import EpisodeRecord
+
+TRACED = ("d", "psi", "action", "teacher", "x", "y")
+
+
+class Evaluation(Lockstep[EvalEpisode]):
+    """The harness's hooks: run the policy, trace every step, make one record per episode."""
+
+    def __init__(self, policy: Policy | PrivilegedPolicy, episodes: Sequence[EvalEpisode], *,
+                 intervention_threshold_m: float, policy_hz: float, env_kwargs: dict | None):
+        super().__init__(episodes, slots=len(episodes))
+        self.policy, self.threshold, self.hz = policy, intervention_threshold_m, policy_hz
+        self.env_kwargs = env_kwargs or {}
+        self.traces: list[dict[str, list[float]]] = [{k: [] for k in TRACED} for _ in episodes]
+        self.failure: list[tuple[int, str | None]] = [(-1, None)] * len(episodes)
+        self.steps = [0] * len(episodes)
+        self.records: list[EpisodeRecord | None] = [None] * len(episodes)
+        policy.reset(len(episodes))
+
+    def start(self, number, ep):
+        config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode == "crash", "policy_hz": self.hz}
+        env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, config=config, **self.env_kwargs)
+        if ep.mode == "intervention":
+            env = Intervention(env, self.threshold)
+        if ep.effect:
+            env = ObservationShift(env, _transform(ep.effect, ep.seed))
+        options = {"lateral_offset": ep.lateral_offset, "heading_error": ep.heading_error} if (
+            ep.lateral_offset or ep.heading_error) else None
+        obs, info = env.reset(seed=ep.seed, options=options)
+        return env, obs, info
+
+    def decide(self, frames, numbers, infos):
+        return act(self.policy, frames, numbers, infos)
+
+    def before_step(self, number, env, info, j, action):
+        trace = self.traces[number]
+        for key, value in (("d", info["lateral_offset"]), ("psi", info["heading_error"]), ("x", info["x"]),
+                           ("y", info["y"]), ("teacher", info["teacher_action"]), ("action", action)):
+            trace[key].append(value)
+
+    def after_step(self, number, env, info, terminated):
+        self.steps[number] += 1
+        if terminated:  # crash mode: keep the failure state, with no action taken there
+            trace = self.traces[number]
+            self.failure[number] = (self.steps[number], info["failure"])
+            for key, value in (("d", info["lateral_offset"]), ("psi", info["heading_error"]), ("x", info["x"]),
+                               ("y", info["y"]), ("teacher", math.nan), ("action", math.nan)):
+                trace[key].append(value)
+
+    def end(self, number, env, info, status, reason):
+        ep = self.episodes[number]
+        failure_step, failure_type = self.failure[number] if status == "crashed" else (-1, None)
+        self.records[number] = EpisodeRecord.build(
+            key=ep.key, track=env.track.name, seed=ep.seed, effect=ep.effect, status=status, reason=reason,
+            steps=self.steps[number], failure_step=failure_step,
+            failure_type=failure_type, intervention_steps=list(getattr(env, "intervention_steps", [])),
+            policy_hz=self.hz, speed=env.speed, start_offset_m=ep.lateral_offset,
+            start_heading_rad=ep.heading_error, trace=self.traces[number])
+
+
+def _transform(effect: str, seed: int):
+    shift = photometric_effect(effect, seed)
+    return lambda frame: shift(image=frame)["image"]
+
+
+def run_episodes(policy: Policy | PrivilegedPolicy, episodes: Sequence[EvalEpisode], *,
+                 intervention_threshold_m: float = 1.0, policy_hz: float = 10.0,
+                 env_kwargs: dict | None = None) -> list[EpisodeRecord]:
+    """Run `episodes` in lockstep with `policy`; one record per episode, in input order."""
+    run = Evaluation(policy, episodes, intervention_threshold_m=intervention_threshold_m, policy_hz=policy_hz,
+                     env_kwargs=env_kwargs)
+    run.run()
+    return list(run.records)

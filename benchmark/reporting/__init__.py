@@ -1,0 +1,1 @@
+"""What people read: the summary table, the figures, `make bench`, the camera figure."""

@@ -1,0 +1,60 @@
+"""`python -m benchmark bench` (`make bench`): the zoo, the teacher and straight-ahead on the quick
+profile, then the figures and a summary table, all under results/."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from benchmark.evaluation.evaluate import EvaluateConfig, default_out, evaluate
+from benchmark.evaluation.protocol import DEFAULT_PROTOCOL, load_protocol
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Evaluate the model zoo, the teacher and the straight-ahead policy, then plot and tabulate."""
+
+    zoo: Path = Path("models/zoo")
+    """Model zoo directory: one sub-directory per model (config.json + model.safetensors)."""
+    protocol: str = DEFAULT_PROTOCOL
+    """Protocol name or path."""
+    profile: Literal["quick", "full"] = "quick"
+    """Protocol profile."""
+    figures: Path = Path("results/figures")
+    """Where the figures and summary.md go."""
+    condition: str = "nominal"
+    """Condition shown in the error-growth, drift and trajectory figures."""
+    workers: int = 2
+    """Worker processes for the evaluation."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def zoo_models(zoo: Path) -> list[Path]:
+    return sorted(p for p in Path(zoo).iterdir() if (p / "config.json").is_file() and (p / "model.safetensors").is_file())
+
+
+def run(config: BenchConfig) -> dict:
+    from .plots import plot_all
+    from .summary import summary_table, write_summary
+
+    start = time.perf_counter()
+    if not Path(config.zoo).is_dir() or not zoo_models(config.zoo):
+        raise FileNotFoundError(f"{config.zoo} holds no models (config.json + model.safetensors); "
+                                "train them with `make baselines`")
+    protocol = load_protocol(config.protocol)
+    policies = ["teacher", "straight", *(str(p) for p in zoo_models(config.zoo))]
+    dirs = []
+    for policy in policies:
+        name = Path(policy).name
+        evaluate(EvaluateConfig(policy=policy, name=name, protocol=config.protocol, profile=config.profile,
+                                workers=config.workers, progress=config.progress))
+        dirs.append(default_out(protocol.name, config.profile, name))
+    figures = plot_all(dirs, config.figures, condition=config.condition)
+    summary = write_summary(dirs, Path(config.figures) / "summary.md", condition=config.condition)
+    table = summary_table(dirs, condition=config.condition)
+    print(summary.read_text())
+    return {"results": [str(d) for d in dirs], "figures": [str(f) for f in figures], "summary": str(summary),
+            "methods": list(table.index), "seconds": round(time.perf_counter() - start, 1)}

@@ -1,0 +1,176 @@
+"""Policies behind one small interface, for the collector and the evaluation harness.
+
+A learner sees only what a car's computer would, the camera:
+
+    policy.reset(n)                   # a run of n episodes begins (recurrent state zeroed)
+    curvatures = policy.act(frames, episodes)
+
+`frames` is (N, H, W, 3) uint8, the centre camera of the N episodes running now, and `episodes`
+says which of the run's n episodes they are (so recurrent models keep one state per episode).
+`act` returns N curvatures [1/m]. Implementations: torch models, ONNX files through onnxruntime,
+and the straight-ahead baseline.
+
+The teacher is different, and explicitly so: a `PrivilegedPolicy` reads the simulator's state
+(each environment's info dict, which holds the teacher's action) instead of the frames. The runner
+calls `act_on_state(infos)` for it; no learner ever receives the infos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Policy(Protocol):
+    name: str
+
+    def reset(self, n: int) -> None: ...
+
+    def act(self, frames: np.ndarray, episodes: np.ndarray) -> np.ndarray: ...
+
+
+@runtime_checkable
+class PrivilegedPolicy(Protocol):
+    name: str
+
+    def reset(self, n: int) -> None: ...
+
+    def act_on_state(self, infos: Sequence[dict]) -> np.ndarray: ...
+
+
+def teacher_actions(infos: Sequence[dict]) -> np.ndarray:
+    """The teacher's curvature at each state (the env computes it into info['teacher_action'])."""
+    return np.array([i["teacher_action"] for i in infos], np.float64)
+
+
+def act(policy: Policy | PrivilegedPolicy, frames: np.ndarray, episodes: np.ndarray,
+        infos: Sequence[dict]) -> np.ndarray:
+    """The policy's actions: from the state for a privileged policy, from the frames otherwise."""
+    if isinstance(policy, PrivilegedPolicy):
+        return policy.act_on_state(infos)
+    return policy.act(frames, episodes)
+
+
+class TeacherPolicy:
+    """The privileged teacher: pure pursuit on the lane centre (it never looks at the frames)."""
+
+    name = "teacher"
+
+    def reset(self, n: int) -> None:
+        pass
+
+    def act_on_state(self, infos: Sequence[dict]) -> np.ndarray:
+        return teacher_actions(infos)
+
+
+class StraightPolicy:
+    """The straight-ahead baseline: curvature 0 whatever it sees."""
+
+    name = "straight"
+
+    def reset(self, n: int) -> None:
+        pass
+
+    def act(self, frames: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+        return np.zeros(len(frames))
+
+
+class TorchPolicy:
+    """A models/ network in eval mode; channels_last on CPU, no gradients, batch inference."""
+
+    def __init__(self, model, name: str = "model", device: str | None = None):
+        import torch
+
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.name = name
+        self.recurrent = bool(getattr(model, "recurrent", False))
+        self._state = None
+
+    def reset(self, n: int) -> None:
+        self._state = self.model.initial_state(n).to(self.device) if self.recurrent else None
+
+    def act(self, frames: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+        from models import infer
+
+        if self.recurrent:
+            out, self._state = infer(self.model, frames, self._state, np.asarray(episodes))
+        else:
+            out, _ = infer(self.model, frames)
+        return out
+
+
+class OnnxPolicy:
+    """An ONNX file run by onnxruntime on the CPU (recurrent state via state_in / state_out)."""
+
+    def __init__(self, path: str | Path, name: str | None = None, threads: int = 1):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.recurrent = "state_in" in self.inputs
+        self.name = name or self.path.stem
+        self._state = None
+        if self.recurrent:
+            shape = self.inputs["state_in"].shape
+            self.state_size = int(shape[-1])
+
+    def reset(self, n: int) -> None:
+        self._state = np.zeros((n, self.state_size), np.float32) if self.recurrent else None
+
+    def act(self, frames: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+        feeds = {"frames": np.ascontiguousarray(frames, dtype=np.uint8)}
+        if self.recurrent:
+            feeds["state_in"] = self._state[episodes]
+        result = dict(zip(self.outputs, self.session.run(None, feeds)))
+        if self.recurrent:
+            self._state[episodes] = result["state_out"]
+        return np.asarray(result["curvature"], np.float64).reshape(-1)
+
+
+POLICY_KINDS = ("teacher", "straight", "torch", "onnx")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a worker process needs to build a policy (small, picklable, hashable)."""
+
+    kind: str
+    """teacher, straight, torch (a model directory) or onnx (an .onnx file)."""
+    name: str
+    path: str | None = None
+    sha256: str | None = None
+    """sha256 of the weights (model.safetensors) or of the ONNX file; None for built-in policies."""
+    threads: int = 1
+    """onnxruntime intra-op threads."""
+
+    def ref(self) -> dict[str, Any]:
+        """kind, name and sha256: how results and records name the policy."""
+        return {"kind": self.kind, "name": self.name, "sha256": self.sha256}
+
+
+def make_policy(spec: PolicySpec) -> Policy | PrivilegedPolicy:
+    """The policy a PolicySpec describes."""
+    if spec.kind == "teacher":
+        return TeacherPolicy()
+    if spec.kind == "straight":
+        return StraightPolicy()
+    if spec.kind == "torch":
+        from models import load_model
+
+        return TorchPolicy(load_model(spec.path), name=spec.name or Path(spec.path).parent.name, device="cpu")
+    if spec.kind == "onnx":
+        return OnnxPolicy(spec.path, name=spec.name, threads=spec.threads)
+    raise ValueError(f"unknown policy kind {spec.kind!r}; kinds are {', '.join(POLICY_KINDS)}")
