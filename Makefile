@@ -8,7 +8,7 @@ export PYGAME_HIDE_SUPPORT_PROMPT := 1
 export SDL_VIDEODRIVER ?= offscreen
 export SDL_AUDIODRIVER ?= dummy
 
-.PHONY: help install browser test test-slow test-all perf frames record baselines bench plot submit \
+.PHONY: help install browser sandbox test test-slow test-all perf frames record baselines bench plot submit \
         leaderboard leaderboard-baselines verify clean
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -26,13 +26,16 @@ install: $(STAMP)  ## create .venv with the pinned dependencies and SteerBench i
 browser:  ## Debian's chromium, for the leaderboard page test (apt-get; root or sudo)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-test: $(STAMP) browser  ## the fast test tier (what CI runs)
+sandbox:  ## Debian's bubblewrap, the leaderboard's sandbox for submitted models (apt-get; root or sudo)
+	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
+
+test: $(STAMP) browser sandbox  ## the fast test tier (what CI runs)
 	$(PY) -m pytest -m "not slow and not perf" -q
 
 test-slow: $(STAMP)  ## long sweeps and end-to-end runs
 	$(PY) -m pytest -m "slow" -q
 
-test-all: $(STAMP) browser  ## every test except the performance benchmarks
+test-all: $(STAMP) browser sandbox  ## every test except the performance benchmarks
 	$(PY) -m pytest -m "not perf" -q
 
 perf: $(STAMP)  ## performance benchmarks (pytest-benchmark), ratios measured side by side
@@ -50,17 +53,17 @@ baselines: $(STAMP)  ## train the model zoo (bc, bc-shifted, dart, dagger, hg-da
 bench: $(STAMP)  ## evaluate the zoo, the teacher and straight-ahead on the quick profile -> results/
 	$(PY) -m benchmark bench
 
-submit: $(STAMP)  ## add a model to the leaderboard: make submit MODEL=model.onnx CARD=card.yaml
+submit: $(STAMP) sandbox  ## add a model to the leaderboard: make submit MODEL=model.onnx CARD=card.yaml
 	@test -n "$(MODEL)" || { echo "usage: make submit MODEL=path/to/model.onnx CARD=path/to/card.yaml"; exit 2; }
 	$(PY) -m leaderboard submit --model "$(MODEL)" $(if $(CARD),--card "$(CARD)")
 
 leaderboard: $(STAMP)  ## regenerate leaderboard/README.md and leaderboard/index.html from the entries
 	$(PY) -m leaderboard build
 
-leaderboard-baselines: $(STAMP)  ## add the teacher, straight-ahead and zoo entries that are missing
+leaderboard-baselines: $(STAMP) sandbox  ## add the teacher, straight-ahead and zoo entries that are missing
 	$(PY) -m leaderboard baselines
 
-verify: $(STAMP)  ## re-evaluate every leaderboard entry; fails when a metric or hash does not reproduce
+verify: $(STAMP) sandbox  ## re-evaluate every leaderboard entry; fails when a metric or hash does not reproduce
 	$(PY) -m leaderboard verify
 
 clean:  ## remove caches (keeps .venv, data and results)

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmark.common.files import to_jsonable
 from benchmark.evaluation.evaluate import (
     EvaluateConfig,
     EvaluationError,
@@ -36,12 +37,14 @@ from benchmark.evaluation.evaluate import (
     WorkerDied,
     WorkerOutOfMemory,
     evaluate,
+    results_from_records,
 )
 from benchmark.evaluation.protocol import DEFAULT_PROTOCOL
 from benchmark.evaluation.results import Results
 
-from .common import ENTRY_SCHEMA_VERSION, Rejected, entries_dir
+from .common import ENTRY_SCHEMA_VERSION, REFERENCE_POLICIES, Rejected, entries_dir
 from .ranking import score_of
+from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
 
 
 class BoardError(RuntimeError):
@@ -65,7 +68,10 @@ class EvaluationOptions:
     drift_reference: bool = True
     """Compute the drift metric against the teacher (evaluates the teacher on the profile once, under results/)."""
     memory_limit_mb: int = 8192
-    """Address-space limit of every process that runs a submitted model [MiB]."""
+    """Memory limit of a submission's evaluation [MiB]: the address space of each of its processes and,
+    where cgroups can be made, the resident memory of the whole sandbox."""
+    sandbox: bool = True
+    """Check and evaluate submitted models in the bubblewrap sandbox (--no-sandbox: without it; unsafe)."""
     time_limit_s: float = 3600.0
     """Wall-clock limit of one evaluation [s]."""
     work_dir: Path = Path("results/leaderboard")
@@ -108,9 +114,12 @@ def protocol_of(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def run_evaluation(policy: str, run_name: str, options: EvaluationOptions, out: Path, *, resume: bool = True,
                    group_size: int | None = None, drift_reference: bool | None = None) -> tuple[Results, float]:
-    """Evaluate `policy` through benchmark.evaluation.evaluate (worker processes with the memory and
-    time limits); returns (results, seconds)."""
+    """Evaluate `policy` through benchmark.evaluation.evaluate; returns (results, seconds).
 
+    A reference policy (our own teacher or straight-ahead code) is evaluated directly. A submitted
+    model is evaluated in the sandbox (leaderboard.sandbox), which writes only the records into
+    `out`; the metrics are then computed here, from those records read through the validating
+    reader, against the teacher's records (evaluated here, outside the sandbox)."""
     config = EvaluateConfig(
         policy=policy, name=run_name, protocol=options.protocol, profile=options.profile, out=out,
         workers=options.workers, group_size=options.group_size if group_size is None else group_size,
@@ -118,11 +127,43 @@ def run_evaluation(policy: str, run_name: str, options: EvaluationOptions, out: 
         memory_limit_mb=options.memory_limit_mb, time_limit_s=options.time_limit_s, progress=options.progress)
     start = time.monotonic()
     try:
-        results = evaluate(config)
+        if policy in REFERENCE_POLICIES:
+            results = evaluate(config)
+        else:
+            out = Path(out).absolute()
+            out.mkdir(parents=True, exist_ok=True)
+            inside = replace(config, policy=str(Path(policy).absolute()), out=out, protocol=_absolute(options.protocol),
+                             drift_reference=False, progress=False)
+            run_isolated(evaluate_records, (to_jsonable(inside),),
+                         time_limit_s=options.time_limit_s or 86400.0, memory_limit_mb=options.memory_limit_mb,
+                         processes=8 * (options.workers + 2), writable=out,
+                         readable=_protocol_dirs(options.protocol), unsafe=not options.sandbox)
+            results = results_from_records(config)
     except BaseException:
         _close_progress_bars()  # so that the message starts on a line of its own
         raise
     return results, time.monotonic() - start
+
+
+def evaluate_records(config: dict[str, Any]) -> dict[str, Any]:
+    """Sandbox side: the evaluation's records (no drift reference, no results of ours to trust)."""
+    from benchmark.common.config import build_config
+
+    data = {**config, "out": Path(config["out"]), "conditions": tuple(config["conditions"])}
+    results = evaluate(build_config(EvaluateConfig, data))
+    return {"episodes": results.metrics.episodes}
+
+
+def _absolute(protocol: str) -> str:
+    """A protocol path made absolute (the sandbox starts in another folder); a name as it is."""
+    path = Path(protocol)
+    return str(path.absolute()) if path.suffix else protocol
+
+
+def _protocol_dirs(protocol: str) -> list[Path]:
+    """A protocol given by path may live outside the project: the sandbox may read its folder."""
+    path = Path(protocol)
+    return [path.absolute().parent] if path.suffix and path.is_file() else []
 
 
 def _close_progress_bars() -> None:
@@ -161,6 +202,17 @@ def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: 
                               drift_reference=drift_reference)
     except EvaluationError as exc:
         raise rejection(exc, options) from None
+    except SandboxUnavailable as exc:
+        raise Rejected(f"the sandbox for untrusted models cannot be created on this machine: {exc}",
+                       "Install bubblewrap (make sandbox), or pass --no-sandbox to evaluate without isolation "
+                       "(unsafe: only for models you trust)") from None
+    except IsolationError as exc:
+        if exc.kind == TIMEOUT:
+            raise rejection(EvaluationTimeout(options.time_limit_s), options) from None
+        if exc.kind in (CRASHED, MEMORY) or "WorkerDied" in exc.detail or "WorkerOutOfMemory" in exc.detail:
+            raise rejection(WorkerDied(exc.detail), options) from None
+        raise Rejected(f"the evaluation failed ({exc.detail})",
+                       "Check that the model runs with onnxruntime on the CPU") from None
     except Exception as exc:  # an error raised in a worker (e.g. onnxruntime refusing the file) comes back here
         raise Rejected(f"the evaluation failed ({type(exc).__name__}: {exc})",
                        "Check that the model runs with onnxruntime on the CPU") from None

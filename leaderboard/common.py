@@ -8,7 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmark.common.files import dumps
+from benchmark.common.files import dumps, exclusive_lock
+
+from .escape import printable_line
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_ROOT = Path("leaderboard")
@@ -31,14 +33,19 @@ class Rejected(Exception):
 
 
 def one_line(text: str, limit: int = 400) -> str:
-    """Collapse whitespace (messages from onnx or onnxruntime span lines) and cut very long text."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """One printable line (messages from onnx or onnxruntime span lines; a submitter's text may hold
+    control characters or ANSI escapes meant for the terminal), cut when very long."""
+    return printable_line(text, limit)
 
 
 def slugify(name: str) -> str:
     """Entry id of a name: lower case, runs of other characters to '-' ('PilotNet BC (v2)' -> 'pilotnet-bc-v2')."""
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def board_lock(root: Path):
+    """The leaderboard's lock (root/.lock): held while an entry is added or the pages are built."""
+    return exclusive_lock(Path(root) / ".lock", wait=True, what=f"the leaderboard {root}")
 
 
 def entries_dir(root: Path) -> Path:

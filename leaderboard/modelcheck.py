@@ -1,7 +1,7 @@
 """Validation of a submitted ONNX file, before the evaluation runs.
 
-`check_model_file` reads the file's bytes (after checking its size) and hands them to a sandboxed
-child process (leaderboard.sandbox) that
+`check_model_file` reads the file's bytes (after checking its size) and hands a copy of them to the
+sandbox (leaderboard.sandbox: bubblewrap, no network, another user, limits) that
 
 1. recognises files that are not ONNX at all by their first bytes (a pickle, a zip archive such as a
    torch.save checkpoint, a safetensors file) -- recognised, never loaded;
@@ -24,6 +24,8 @@ Each failure is a `Rejected` with one line saying what is wrong and what to fix.
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ from typing import Any
 from benchmark.common.files import sha256_bytes
 
 from .common import DOCS, Rejected
-from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, run_isolated
+from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
 
 FRAME_SHAPE = (66, 200, 3)
 INPUTS = ("frames", "state_in")
@@ -39,6 +41,8 @@ OUTPUTS = ("curvature", "log_std", "state_out")
 EXPORT_HINT = f"Export the network with torch.onnx.export as shown in {DOCS}"
 SMOKE_BATCHES = (1, 3)
 SMOKE_STEPS = 3
+MAX_METADATA_CHARS = 256
+"""Longest producer name, producer version or domain of a model (they are shown on the page)."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,8 @@ class ModelLimits:
 
 
 def check_model_file(path: str | Path, limits: ModelLimits, *, memory_limit_mb: int = 0,
-                     time_limit_s: float = 60.0) -> tuple[bytes, dict[str, Any]]:
-    """Validate the ONNX file at `path` (in a sandboxed child); returns its bytes and a description.
+                     time_limit_s: float = 60.0, unsafe: bool = False) -> tuple[bytes, dict[str, Any]]:
+    """Validate the ONNX file at `path` (in the sandbox); returns its bytes and a description.
 
     The description: sha256, bytes, ir_version, opset, producer, recurrent, state_size, inputs,
     outputs. Raises Rejected.
@@ -70,40 +74,54 @@ def check_model_file(path: str | Path, limits: ModelLimits, *, memory_limit_mb: 
     if size > max_bytes:
         raise Rejected(f"the model file is {size / 1e6:.1f} MB, over the {limits.max_model_mb:g} MB limit",
                        "Make the model smaller (fewer parameters, or float16 weights) and export it again")
-    data = path.read_bytes()
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew between stat and read
         raise Rejected(f"the model file is over the {limits.max_model_mb:g} MB limit",
                        "Make the model smaller and export it again")
-    try:
-        outcome = run_isolated(inspect_model, (data, dataclasses.asdict(limits)), time_limit_s=time_limit_s,
-                               memory_limit_mb=memory_limit_mb)
-    except IsolationError as exc:
-        if exc.kind == TIMEOUT:
-            raise Rejected(f"the model did not finish a test inference on {max(SMOKE_BATCHES)} frames within "
-                           f"{time_limit_s:g} s (it hangs or is far too slow)",
-                           "Make inference fast: the whole evaluation has a time limit too") from None
-        if exc.kind == MEMORY:
-            raise Rejected(f"the model ran out of memory (limit {memory_limit_mb} MB) in a test inference "
-                           f"({exc.detail})", "Reduce the memory the model needs") from None
-        if exc.kind == CRASHED:
-            raise Rejected(f"the model crashed onnxruntime in a test inference ({exc.detail})",
-                           "Check that it runs with onnxruntime on the CPU before submitting") from None
-        raise Rejected(f"the model could not be checked ({exc.detail})",
-                       "Check that it loads with onnx and runs with onnxruntime before submitting") from None
+    with tempfile.TemporaryDirectory(prefix="steerbench-check-") as staging:
+        staged = Path(staging) / "model.onnx"  # the sandbox sees exactly these bytes, and nothing else of ours
+        staged.write_bytes(data)
+        os.chmod(staging, 0o755)
+        os.chmod(staged, 0o644)
+        try:
+            outcome = run_isolated(inspect_model, (str(staged), dataclasses.asdict(limits)), time_limit_s=time_limit_s,
+                                   memory_limit_mb=memory_limit_mb, readable=[Path(staging)], unsafe=unsafe)
+        except SandboxUnavailable as exc:
+            raise Rejected(f"the sandbox for untrusted models cannot be created on this machine: {exc}",
+                           "Install bubblewrap (make sandbox), or pass --no-sandbox to check and evaluate without "
+                           "isolation (unsafe: only for models you trust)") from None
+        except IsolationError as exc:
+            if exc.kind == TIMEOUT:
+                raise Rejected(f"the model did not finish a test inference on {max(SMOKE_BATCHES)} frames within "
+                               f"{time_limit_s:g} s (it hangs or is far too slow)",
+                               "Make inference fast: the whole evaluation has a time limit too") from None
+            if exc.kind == MEMORY:
+                raise Rejected(f"the model ran out of memory (limit {memory_limit_mb} MB) in a test inference "
+                               f"({exc.detail})", "Reduce the memory the model needs") from None
+            if exc.kind == CRASHED:
+                raise Rejected(f"the model crashed onnxruntime in a test inference ({exc.detail})",
+                               "Check that it runs with onnxruntime on the CPU before submitting") from None
+            raise Rejected(f"the model could not be checked ({exc.detail})",
+                           "Check that it loads with onnx and runs with onnxruntime before submitting") from None
+    if not isinstance(outcome, dict) or not ("rejected" in outcome or "info" in outcome):
+        raise Rejected("the model check returned no verdict", "Check that the model loads with onnx")
     if "rejected" in outcome:
         problem, fix = outcome["rejected"]
         raise Rejected(problem, fix)
     return data, outcome["info"]
 
 
-def inspect_model(data: bytes, limits: dict[str, Any]) -> dict[str, Any]:
+def inspect_model(path: str, limits: dict[str, Any]) -> dict[str, Any]:
     """Sandbox side: static checks, then the smoke inference. Returns {'info': ...} or
-    {'rejected': (problem, fix)} (an exception with two arguments would not survive pickling)."""
+    {'rejected': [problem, fix]} (JSON data: the answer leaves the sandbox as JSON)."""
+    with open(path, "rb") as f:
+        data = f.read()
     try:
         info = static_check(data, ModelLimits(**limits))
         smoke_test(data, info)
     except Rejected as exc:
-        return {"rejected": (exc.problem, exc.fix)}
+        return {"rejected": [exc.problem, exc.fix]}
     return {"info": info}
 
 
@@ -191,6 +209,18 @@ def static_check(data: bytes, limits: ModelLimits) -> dict[str, Any]:
         names = ", ".join(sorted({f.name for f in model.functions}))
         raise Rejected(f"the model defines local functions ({names}); only standard ONNX operators are accepted",
                        "Inline them (onnx.inliner.inline_local_functions) or export without custom functions")
+    if len(model.training_info):
+        raise Rejected("the model carries training_info (training graphs, which are not checked or used)",
+                       "Submit an inference-only model: export it in eval mode, without training graphs")
+    for field in ("producer_name", "producer_version", "domain"):
+        if len(getattr(model, field)) > MAX_METADATA_CHARS:
+            raise Rejected(f"the model's {field} is {len(getattr(model, field)):,} characters long (at most "
+                           f"{MAX_METADATA_CHARS})", "Export with a short producer name and version")
+    domains = [item.domain or "ai.onnx" for item in model.opset_import]
+    if len(domains) != len(set(domains)):
+        repeated = sorted({d for d in domains if domains.count(d) > 1})
+        raise Rejected(f"the model imports the operator set of {', '.join(repeated)} more than once",
+                       "Declare each operator set once (one opset_import entry per domain)")
     opset = None
     for item in model.opset_import:
         domain = item.domain or "ai.onnx"
@@ -347,6 +377,7 @@ def smoke_test(data: bytes, info: dict[str, Any]) -> None:
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    ort.set_default_logger_severity(3)
     try:
         session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:

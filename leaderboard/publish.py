@@ -13,7 +13,6 @@ leaderboard leaves both files byte for byte the same.
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ from typing import Any, Callable
 from benchmark.common.files import write_text_atomic
 from benchmark.evaluation.results import Metrics
 
+from . import escape
 from .board import load_entries, protocol_of
-from .common import PACKAGE_DIR
+from .common import PACKAGE_DIR, board_lock
 from .ranking import SCORE_FORMULA, SCORE_MEANING, SCORE_TEXT, TIE_BREAKS, ranked, score_of
 
 BEGIN = "<!-- BEGIN LEADERBOARD"
@@ -108,7 +108,8 @@ def columns(entries: list[dict]) -> list[Column]:
         Column("growth", "Error growth exponent", "num", "asc",
                lambda e: _get(metrics_of(e).crash(), "growth_exponent", "exponent"), _fmt(2),
                "slope of log J(T) on log T, nominal condition"),
-        Column("cost", "J(T_max) nominal", "num", "asc", lambda e: _last(_get(metrics_of(e).crash(), "cumulative_cost")),
+        Column("cost", "J(T_max) nominal", "num", "asc",
+               lambda e: _last(_get(metrics_of(e).crash(), "cumulative_cost")),
                _fmt(1), "cumulative cost at the last horizon, nominal condition"),
         Column("labels", "Labels", "num", "asc", lambda e: e["card"]["label_budget"], _count, "label budget"),
         Column("env-steps", "Env steps", "num", "asc", lambda e: e["card"]["env_steps"], _count,
@@ -149,31 +150,35 @@ def markdown_section(entries: list[dict]) -> str:
         for e in entries:
             row = {}
             for c in cols:
-                text = c.text(c.value(e))
-                row[c.label] = text.replace("|", "\\|").replace("\n", " ")
+                row[c.label] = escape.markdown(c.text(c.value(e)))
             rows.append(row)
         frame = pd.DataFrame(rows, columns=[c.label for c in cols])
-        frame.columns = [c.label.replace("|", "\\|") for c in cols]
+        frame.columns = [escape.markdown(c.label) for c in cols]
         align = ["right" if c.kind == "num" else "left" for c in cols]
         body.append(frame.to_markdown(index=False, disable_numparse=True, colalign=align))
     body += ["", "Sortable table and per-entry plots: [index.html](index.html).", END]
     return "\n".join(body)
 
 
+def _marked(text: str) -> tuple[list[str], list[str]] | None:
+    """(lines before, lines after) the generated section, found by its exact marker lines: a
+    line that starts with BEGIN and the line that is END, outside the section; None without them."""
+    lines = text.split("\n")
+    begin = next((i for i, line in enumerate(lines) if line.startswith(BEGIN) and line.endswith("-->")), None)
+    if begin is None:
+        return None
+    end = next((i for i in range(begin + 1, len(lines)) if lines[i] == END), None)
+    return None if end is None else (lines[:begin], lines[end + 1:])
+
+
 def readme_text(root: Path, entries: list[dict]) -> str:
     """README.md of `root` (or, when missing, the package's) with the generated section replaced."""
-    template = None
+    parts = None
     for candidate in (Path(root) / "README.md", PACKAGE_DIR / "README.md"):
-        if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8")
-            if BEGIN in text and END in text:
-                template = text
-                break
-    if template is None:
-        template = f"# SteerBench leaderboard\n\n{BEGIN} -->\n{END}\n"
-    head, rest = template.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return head + markdown_section(entries) + tail
+        if candidate.is_file() and (parts := _marked(candidate.read_text(encoding="utf-8"))) is not None:
+            break
+    head, tail = parts if parts is not None else (["# SteerBench leaderboard", ""], [""])
+    return "\n".join([*head, markdown_section(entries), *tail])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -207,7 +212,7 @@ def svg_plot(title: str, xlabel: str, ylabel: str, series: list[tuple[str, str, 
                             and (y > 0 or not ylog)]) for label, colour, xs, ys in series]
     xs_all = [x for _, _, p in pts for x, _ in p]
     ys_all = [y for _, _, p in pts for _, y in p]
-    esc = html.escape
+    esc = escape.html
     out = [f'<svg class="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" role="img" aria-label="{esc(title)}">',
            f"<title>{esc(title)}</title>",
@@ -278,7 +283,7 @@ def entry_plots(entry: dict) -> tuple[str, str, str]:
         growth.append((name, colour, crash.horizons, crash.cumulative_cost or []))
         survival.append((name, colour, crash.horizons, crash.survival or []))
         legend.append(f'<span class="key"><span class="swatch" style="background:{colour}"></span>'
-                      f"{html.escape(name)}</span>")
+                      f"{escape.html(name)}</span>")
     title = entry["card"]["name"]
     return (svg_plot(f"Error growth J(T): {title}", "horizon T (steps, log)", "J(T) (log)", growth, ylog=True),
             svg_plot(f"Survival S(T): {title}", "horizon T (steps, log)", "S(T)", survival, ylog=False,
@@ -396,14 +401,14 @@ def _value_attr(v: Any) -> str:
 
 
 def _link(text: str) -> str:
-    escaped = html.escape(text)
+    escaped = escape.html(text)
     if text.startswith(("https://", "http://")):
         return f'<a href="{escaped}" rel="noopener noreferrer">{escaped}</a>'
     return f"<code>{escaped}</code>"
 
 
 def _card_rows(entry: dict) -> list[tuple[str, str]]:
-    card, esc = entry["card"], html.escape
+    card, esc = entry["card"], escape.html
     rows = [("authors", esc(", ".join(card["authors"]))), ("method", esc(card["method"]))]
     if card.get("description"):
         rows.append(("description", esc(card["description"])))
@@ -435,7 +440,7 @@ def _card_rows(entry: dict) -> list[tuple[str, str]]:
 
 
 def index_html(entries: list[dict]) -> str:
-    esc = html.escape
+    esc = escape.html
     protocol = protocol_of(entries)
     cols = columns(entries)
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
@@ -490,13 +495,14 @@ def index_html(entries: list[dict]) -> str:
 def build_pages(root: Path) -> dict[str, Any]:
     """Write README.md and index.html of the leaderboard at `root`; returns what was written."""
     root = Path(root)
-    entries = ranked(load_entries(root))
-    protocol_of(entries)  # refuses entries of different protocols
-    for i, e in enumerate(entries, 1):
-        e["_rank"] = i
-    readme, index = root / "README.md", root / "index.html"
-    write_text_atomic(readme, readme_text(root, entries))
-    write_text_atomic(index, index_html(entries))
+    with board_lock(root):
+        entries = ranked(load_entries(root))
+        protocol_of(entries)  # refuses entries of different protocols
+        for i, e in enumerate(entries, 1):
+            e["_rank"] = i
+        readme, index = root / "README.md", root / "index.html"
+        write_text_atomic(readme, readme_text(root, entries))
+        write_text_atomic(index, index_html(entries))
     return {"entries": len(entries), "readme": str(readme), "index": str(index),
             "ranking": [e["id"] for e in entries]}
 

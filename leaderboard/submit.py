@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from benchmark.common.files import write_bytes_atomic, write_json_atomic
+from benchmark.common.files import create_exclusive, dumps, write_bytes_atomic
 from benchmark.evaluation.results import Results
 
 from .board import EvaluationOptions, evaluate_entry, load_entries, make_entry, protocol_of
@@ -28,6 +28,7 @@ from .common import (
     DOCS,
     REFERENCE_POLICIES,
     Rejected,
+    board_lock,
     entry_path,
     model_path,
     slugify,
@@ -148,7 +149,7 @@ def submit(config: SubmitConfig) -> dict[str, Any]:
     entry_id = check_name(card, entries)
     check_protocol(config, entries)
     data, info = check_model_file(model_file, _limits(config), memory_limit_mb=config.memory_limit_mb,
-                                  time_limit_s=config.check_time_limit_s)
+                                  time_limit_s=config.check_time_limit_s, unsafe=not config.sandbox)
     from benchmark.evaluation.protocol import load_protocol
 
     protocol = load_protocol(config.protocol)
@@ -174,20 +175,22 @@ def reject_invalid(results: Results) -> None:
 
 
 def write_entry(root: Path, entry: dict[str, Any], model_bytes: bytes | None) -> None:
-    """The model file first, then the entry (atomically each); a name taken meanwhile is a rejection."""
-    path = entry_path(root, entry["id"])
-    if path.exists():
-        raise Rejected(f"an entry with the id '{entry['id']}' was added while this one was evaluated",
-                       "Choose another name in the model card")
-    target = model_path(root, entry["id"])
-    if model_bytes is not None:
-        write_bytes_atomic(target, model_bytes)
-    try:
-        write_json_atomic(path, entry)
-    except BaseException:
+    """The model file first, then the entry, under the board's lock; the entry file is created
+    exclusively, so of two submissions of one name only the first is added, the other rejected."""
+    with board_lock(root):
+        check_name(entry["card"], load_entries(root), reference=entry["kind"] == "reference")
+        path, target = entry_path(root, entry["id"]), model_path(root, entry["id"])
         if model_bytes is not None:
-            target.unlink(missing_ok=True)
-        raise
+            write_bytes_atomic(target, model_bytes)
+        try:
+            create_exclusive(path, (dumps(entry, indent=2) + "\n").encode("utf-8"))
+        except FileExistsError:
+            raise Rejected(f"an entry with the id '{entry['id']}' was added while this one was evaluated",
+                           "Choose another name in the model card") from None
+        except BaseException:
+            if model_bytes is not None:
+                target.unlink(missing_ok=True)
+            raise
 
 
 def summary(root: Path, entry_id: str, build: bool) -> dict[str, Any]:

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmark.common.files import sha256_file
+from benchmark.common.files import sha256_file, write_bytes_atomic
 
 from .board import EvaluationOptions, evaluate_entry, load_entries
 from .common import Rejected, canonical, differences
+from .modelcheck import ModelLimits, check_model_file
 from .ranking import score_of
 
 OK, TAMPERED, MISMATCH, ERROR = "OK", "TAMPERED", "MISMATCH", "ERROR"
@@ -87,6 +88,14 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
         return OK, ["hashes and score consistent (not re-evaluated)"]
     settings = entry.get("evaluation", {})
     out = scratch / entry["id"]
+    if policy_arg not in ("teacher", "straight"):  # the stored file goes through every check again
+        try:
+            data, _ = check_model_file(policy_arg, ModelLimits(), memory_limit_mb=config.memory_limit_mb,
+                                       unsafe=not config.sandbox)
+        except Rejected as exc:
+            return ERROR, [f"the stored model fails the checks now: {str(exc).removeprefix('rejected: ')}"]
+        policy_arg = str(out / "model.onnx")  # exactly the bytes checked, inside the evaluation's folder
+        write_bytes_atomic(Path(policy_arg), data)
     try:
         results, _ = evaluate_entry(policy_arg, f"verify-{entry['id']}", config, out, resume=False,
                                     group_size=int(settings.get("group_size", config.group_size)),

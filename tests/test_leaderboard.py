@@ -343,7 +343,7 @@ def test_more_rejections_of_the_card(board, files, tmp_path):
         "reserved name": (good.replace("name: Another model", "name: Teacher"),
                           "rejected: the name 'Teacher' is reserved for a reference policy"),
         "authors not a list": (good.replace("authors: [SteerBench tests]", "authors: SteerBench tests"),
-                               "rejected: the card's authors must be a list of names"),
+                               "rejected: the card's authors must be a list of 1 to 50 names"),
         "negative budget": (good.replace("label_budget: 0", "label_budget: -5"),
                             "rejected: the card's label_budget must be a whole number >= 0"),
         "not YAML": ("name: [unclosed\n", "rejected: the model card card.yaml is not valid YAML"),

@@ -1,4 +1,4 @@
-"""File IO shared by every package: one checksum, one atomic writer, one JSON encoder.
+"""File IO shared by every package: one checksum, one atomic writer, one JSON encoder, one lock.
 
 Atomic writes go to a uniquely named temporary file beside the target (two writers never share
 one), are fsync'ed, and then renamed over the target, so a reader sees the old file or the new
@@ -8,6 +8,8 @@ one, never half of either.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -78,6 +80,23 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def create_exclusive(path: str | os.PathLike, data: bytes) -> None:
+    """Create `path` with `data`, complete or not at all; FileExistsError when it exists already
+    (the file appears by a hard link of a finished temporary file, which fails if the name is taken)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(name, 0o644)
+        os.link(name, path)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -93,3 +112,27 @@ def append_line(path: str | os.PathLike, line: str) -> None:
         f.write(line.rstrip("\n") + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock."""
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, wait: bool = True, what: str = "") -> Iterator[None]:
+    """Hold an exclusive advisory lock on the file `path` (created if missing) for the block. The
+    system drops it when the process ends, so a killed holder never leaves it stuck. Without `wait`,
+    a lock held elsewhere raises LockedError at once."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise LockedError(f"{what or path.parent} is in use by another process (lock {path})") from None
+            raise
+        yield
+    finally:
+        os.close(fd)

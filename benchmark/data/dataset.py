@@ -108,14 +108,19 @@ class DatasetManifest:
             raise DatasetError(f"{where}: missing {', '.join(missing)}")
         try:
             shards = [ShardInfo(**s) for s in data["shards"]]
-        except TypeError as exc:
-            raise DatasetError(f"{where}: a malformed shard entry ({exc})") from None
-        for s in shards:
-            for name in (s.frames, s.index):
-                if Path(name).name != name or not name.startswith("shard-"):
-                    raise DatasetError(f"{where}: shard file {name!r} is not a file of this directory")
-        return cls(int(version), str(data["created"]), list(data["cameras"]), [int(v) for v in data["frame_shape"]],
-                   int(data["steps"]), shards, {k: v for k, v in data.items() if k not in cls.CORE})
+            for s in shards:
+                for name in (s.frames, s.index):
+                    if not isinstance(name, str) or Path(name).name != name or not name.startswith("shard-"):
+                        raise DatasetError(f"{where}: shard file {name!r} is not a file of this directory")
+                if isinstance(s.rows, bool) or not isinstance(s.rows, int) or s.rows < 0:
+                    raise DatasetError(f"{where}: shard {s.frames!r} has {s.rows!r} rows")
+            return cls(int(version), str(data["created"]), [str(c) for c in data["cameras"]],
+                       [int(v) for v in data["frame_shape"]], int(data["steps"]), shards,
+                       {k: v for k, v in data.items() if k not in cls.CORE})
+        except (TypeError, ValueError) as exc:  # wrong types in a hand-edited or corrupt manifest
+            if isinstance(exc, DatasetError):
+                raise
+            raise DatasetError(f"{where}: malformed ({exc})") from None
 
 
 @dataclass(frozen=True)

@@ -416,6 +416,38 @@ def _timestamp(raw: str) -> float | None:
         return None
 
 
+def read_sidecar(path: Path) -> dict[str, Any]:
+    """An export's steerbench.json, checked as the command line's options are: a positive finite
+    steering scale, a known speed unit, and episode runs that tile its rows; UdacityError otherwise."""
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise UdacityError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UdacityError(f"{path}: expected a JSON object")
+    if "steering_scale" in data:
+        s = data["steering_scale"]
+        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s <= 0:
+            raise UdacityError(f"{path}: steering_scale must be a positive curvature [1/m], got {s!r}")
+    if data.get("speed_unit", "m/s") not in ("mph", "m/s"):
+        raise UdacityError(f"{path}: speed_unit must be mph or m/s, got {data.get('speed_unit')!r}")
+    rows, runs = data.get("rows"), data.get("episodes")
+    if runs is not None:
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0 or not isinstance(runs, list):
+            raise UdacityError(f"{path}: rows must be a count and episodes a list of runs")
+        expected = 0
+        for k, run in enumerate(runs):
+            ok = isinstance(run, dict) and all(isinstance(run.get(f), int) and not isinstance(run.get(f), bool)
+                                               for f in ("first_row", "rows"))
+            if not ok or run["first_row"] != expected or run["rows"] < 1:
+                raise UdacityError(f"{path}: episode run {k} is {run!r}; runs must have whole first_row and rows "
+                                   f"and follow each other from row 0 (expected first_row {expected})")
+            expected += run["rows"]
+        if expected != rows:
+            raise UdacityError(f"{path}: the episode runs cover {expected} rows, the file says {rows}")
+    return data
+
+
 def episode_starts(log: DrivingLog, config: ImportConfig, sidecar: dict | None) -> tuple[np.ndarray, str]:
     """Row numbers at which episodes start, and how they were chosen."""
     n = len(log.rows)
@@ -493,12 +525,7 @@ def import_folder(config: ImportConfig) -> dict:
     if not log_path.is_file():
         raise UdacityError(f"{log_path}: missing; a Udacity recording folder holds {LOG_NAME} (columns "
                            f"{','.join(SIM_COLUMNS)}) and its images, usually under IMG/")
-    sidecar = None
-    if (folder / SIDECAR_NAME).is_file():
-        try:
-            sidecar = json.loads((folder / SIDECAR_NAME).read_text())
-        except json.JSONDecodeError as exc:
-            raise UdacityError(f"{folder / SIDECAR_NAME}: not valid JSON ({exc})") from exc
+    sidecar = read_sidecar(folder / SIDECAR_NAME) if (folder / SIDECAR_NAME).is_file() else None
 
     log = read_driving_log(log_path)
     log_rows = len(log.rows)

@@ -19,6 +19,7 @@ import concurrent.futures as cf
 import datetime as dt
 import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,12 +28,13 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from benchmark.common.files import sha256_file, write_json_atomic
+from benchmark.common.files import LockedError, exclusive_lock, sha256_file, write_json_atomic
+from benchmark.common.limits import limit_memory
 from benchmark.common.provenance import git_sha, hardware, package_versions
 from benchmark.rollout.policies import PolicySpec
 
 from .protocol import DEFAULT_PROTOCOL, EvalEpisode, load_protocol
-from .records import EpisodeRecord, RecordsMeta, append_records, read_records, write_records
+from .records import EpisodeRecord, RecordsMeta, RecordsRead, append_records, read_records, write_records
 from .results import SCHEMA_VERSION, PolicyRef, ProtocolRef, Results
 
 RESULTS_ROOT = Path("results")
@@ -60,6 +62,10 @@ class WorkerOutOfMemory(EvaluationError):
 
 class RecordsMismatch(EvaluationError):
     """The results folder holds records of another policy, protocol or condition set."""
+
+
+class FolderInUse(EvaluationError):
+    """Another evaluation is writing to the same results folder."""
 
 
 @dataclass(frozen=True)
@@ -129,11 +135,7 @@ def _worker_init(memory_limit_mb: int, parent: int) -> None:
     # `parent` comes from the parent: read here, it may already be init's pid if the parent died early
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)
-    if memory_limit_mb:
-        import resource
-
-        limit = memory_limit_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    limit_memory(memory_limit_mb)
 
 
 _POLICY_CACHE: dict[PolicySpec, object] = {}
@@ -200,26 +202,39 @@ def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, confi
 
 
 def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], None] | None = None) -> Results:
-    """Run (or resume) the evaluation and return the Results (also written to results.json)."""
-    from .results import compute_results
+    """Run (or resume) the evaluation and return the Results (also written to results.json).
 
+    One evaluation at a time writes a results folder: a second one into the same folder fails at
+    once with EvaluationError (the lock is the folder's `.lock`, released when the process ends)."""
     protocol = load_protocol(config.protocol)
     spec = policy_spec(config.policy, config.name)
     out = Path(config.out) if config.out else default_out(protocol.name, config.profile, spec.name)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive_lock(out / ".lock", wait=False, what=f"the results folder {out}"):
+            return _evaluate(config, protocol, spec, out, on_group)
+    except LockedError as exc:
+        raise FolderInUse(str(exc)) from None
+
+
+def _evaluate(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path,
+              on_group: Callable[[list[EpisodeRecord]], None] | None) -> Results:
     episodes = protocol.episodes(config.profile, list(config.conditions) or None)
     conditions = sorted({e.condition for e in episodes})
     meta = RecordsMeta(protocol.name, protocol.sha256, config.profile, spec.ref(), conditions)
     records_path = out / "records.jsonl"
-    old_meta, old = read_records(records_path) if config.resume else (None, [])
-    if old_meta is not None and old_meta != meta.to_json():
+    old = read_records(records_path) if config.resume else RecordsRead(None, [], [])
+    for problem in old.dropped:
+        print(f"resume: {problem}", file=sys.stderr)
+    if old.meta is not None and old.meta != meta.to_json():
         raise RecordsMismatch(f"{records_path} holds records of another policy, protocol or condition set; "
                               "pass --no-resume or choose another --out")
     groups = groups_of(episodes, config.group_size)
-    done_keys = {r.key for r in old}
+    wanted = {str(e.key) for e in episodes}
+    done_keys = {r.key for r in old.records if r.key in wanted}
     complete = [g for g in groups if all(str(e.key) in done_keys for e in g)]
     keep = {str(e.key) for g in complete for e in g}
-    records = [r for r in old if r.key in keep]
+    records = [r for r in old.records if r.key in keep]
     # Rewrite the records with the complete groups only (atomic), then append as groups finish.
     write_records(records_path, meta, records)
     todo = [g for g in groups if not all(str(e.key) in keep for e in g)]
@@ -237,6 +252,16 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], N
     if todo:
         _run_groups(todo, spec, protocol, config, done)
     bar.close()
+    return _results(config, protocol, spec, out, episodes, records)
+
+
+def _results(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path, episodes: list[EvalEpisode],
+             records: list[EpisodeRecord]) -> Results:
+    """The Results of a finished set of records (the drift against the teacher's), written to results.json."""
+    from .results import compute_results
+
+    conditions = sorted({e.condition for e in episodes})
+    records_path = out / "records.jsonl"
     teacher = None
     if config.drift_reference and spec.kind != "teacher":
         teacher = teacher_records(config.protocol, config.profile, config, conditions)
@@ -253,19 +278,43 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], N
     return results
 
 
-def teacher_records(protocol_ref: str, profile: str, config: EvaluateConfig, conditions: list[str]) -> list[EpisodeRecord]:
+def results_from_records(config: EvaluateConfig) -> Results:
+    """The Results of an evaluation whose records were written elsewhere (the leaderboard's sandbox):
+    records.jsonl in config.out is read through the validating reader, must belong to this policy
+    and protocol and hold every episode, and the metrics are computed here."""
+    protocol = load_protocol(config.protocol)
+    spec = policy_spec(config.policy, config.name)
+    out = Path(config.out)
+    episodes = protocol.episodes(config.profile, list(config.conditions) or None)
+    conditions = sorted({e.condition for e in episodes})
+    meta = RecordsMeta(protocol.name, protocol.sha256, config.profile, spec.ref(), conditions)
+    read = read_records(out / "records.jsonl")
+    if read.meta != meta.to_json():
+        raise RecordsMismatch(f"{out / 'records.jsonl'} does not hold the records of this evaluation")
+    wanted = {str(e.key) for e in episodes}
+    records = [r for r in read.records if r.key in wanted]
+    missing = len(wanted - {r.key for r in records})
+    if missing or read.dropped:
+        problems = "; ".join(read.dropped[:3])
+        raise EvaluationError(f"the evaluation's records are incomplete ({missing} of {len(wanted)} episodes "
+                              f"missing{'; ' + problems if problems else ''})")
+    return _results(config, protocol, spec, out, episodes, records)
+
+
+def teacher_records(protocol_ref: str, profile: str, config: EvaluateConfig,
+                    conditions: list[str]) -> list[EpisodeRecord]:
     """The teacher's records on the same protocol episodes; the teacher is evaluated on the whole
     profile first when any of them is missing. `protocol_ref` is a protocol name or path."""
     protocol = load_protocol(protocol_ref)
     path = default_out(protocol.name, profile, "teacher") / "records.jsonl"
-    meta, records = read_records(path)
+    meta, records = (read := read_records(path)).meta, read.records
     needed = {str(e.key) for e in protocol.episodes(profile, conditions)}
     if not needed <= {r.key for r in records}:
         everything = sorted({e.condition for e in protocol.episodes(profile)})
         evaluate(EvaluateConfig(policy="teacher", protocol=protocol_ref, profile=profile, workers=config.workers,
                                 group_size=config.group_size, progress=config.progress, drift_reference=False,
                                 resume=meta is None or meta.get("conditions") == everything))
-        _, records = read_records(path)
+        records = read_records(path).records
     return [r for r in records if r.key in needed]
 
 

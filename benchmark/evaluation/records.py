@@ -133,10 +133,14 @@ class EpisodeRecord:
         missing = [n for n in names if n not in item]
         unknown = [k for k in item if k not in names]
         if missing or unknown:
-            what = f"missing {', '.join(missing)}" if missing else f"unknown key {unknown[0]!r}"
+            what = f"unknown key {unknown[0]!r}" if unknown else f"missing {', '.join(missing)}"
             raise RecordsError(f"{where}: not an episode record ({what})")
         if item["status"] not in STATUSES:
-            raise RecordsError(f"{where}: unknown status {item['status']!r}")
+            raise RecordsError(f"{where}: unknown status {str(item['status'])[:40]!r}")
+        for name, ok in _FIELD_TYPES.items():
+            if not ok(item[name]):
+                raise RecordsError(f"{where}: {name} has the wrong type ({type(item[name]).__name__})")
+        EpisodeKey.parse(item["key"])
         return cls(**item)
 
     @classmethod
@@ -153,6 +157,29 @@ class EpisodeRecord:
             start_heading_rad=start_heading_rad, d=_rounded(trace["d"], 4), psi=_rounded(trace["psi"], 4),
             action=_rounded(trace["action"], 5), teacher_action=_rounded(trace["teacher"], 5),
             x=_rounded(trace["x"], 2), y=_rounded(trace["y"], 2))
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_series(v) -> bool:
+    return isinstance(v, list) and all(x is None or _is_number(x) for x in v)
+
+
+_FIELD_TYPES = {
+    **{k: lambda v: isinstance(v, str) for k in ("key", "group", "track", "condition", "mode")},
+    **{k: lambda v: v is None or isinstance(v, str) for k in ("effect", "reason", "failure_type")},
+    **{k: _is_int for k in ("index", "seed", "steps", "failure_step", "interventions")},
+    **{k: _is_number for k in ("elapsed_s", "distance_m", "start_offset_m", "start_heading_rad")},
+    **{k: _is_series for k in ("d", "psi", "action", "teacher_action", "x", "y")},
+    "intervention_steps": lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
+}
+"""What each field of a stored record must be (the reader refuses anything else)."""
 
 
 @dataclass(frozen=True)
@@ -173,34 +200,62 @@ class RecordsMeta:
 _KEY_RE = re.compile(r'"key":\s*"((?:[^"\\]|\\.)*)"')
 
 
-def read_records(path: Path, keep: Callable[[str], bool] | None = None) -> tuple[dict | None, list[EpisodeRecord]]:
-    """The `_meta` object and the records of a records.jsonl (none when the file is missing).
+@dataclass(frozen=True)
+class RecordsRead:
+    """What `read_records` trusts of a records.jsonl, and what it dropped and why."""
 
-    A line cut off by a killed evaluation ends the file: everything before it is intact. With
-    `keep`, only the records whose key passes it are parsed (plots read a few of many).
-    """
-    meta, records = None, []
-    if not Path(path).exists():
-        return None, []
-    with open(path) as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            if keep is not None and not line.startswith('{"_meta"'):
-                m = _KEY_RE.search(line, 0, 400)
-                if m is not None and not keep(json.loads(f'"{m.group(1)}"')):
-                    continue
+    meta: dict | None
+    """The `_meta` object of the first line; None when the file is missing or does not start with one."""
+    records: list[EpisodeRecord]
+    dropped: list[str]
+    """One message per problem: lines ignored, duplicates dropped."""
+
+
+def read_records(path: Path, keep: Callable[[str], bool] | None = None) -> RecordsRead:
+    """The trusted part of a records.jsonl (nothing when the file is missing).
+
+    The first line must be the `{"_meta": {...}}` line, else nothing is trusted. Then every line
+    must be one episode record of the schema: the first line that is not (cut off by a killed
+    evaluation, edited, another `_meta`) ends the trusted part. A record whose key was seen before
+    is dropped. `dropped` says what was left out. With `keep`, only the records whose key passes it
+    are parsed (plots read a few of many)."""
+    path = Path(path)
+    if not path.exists():
+        return RecordsRead(None, [], [])
+    meta, records, dropped, seen = None, [], [], set()
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [(n, line) for n, line in enumerate(f, start=1) if line.strip()]
+    for i, (number, line) in enumerate(lines):
+        where = f"{path}:{number}"
+        if meta is None:
             try:
                 item = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if isinstance(item, dict) and "_meta" in item:
-                meta = item["_meta"]
+            except (json.JSONDecodeError, RecursionError):
+                item = None
+            if not (isinstance(item, dict) and set(item) == {"_meta"} and isinstance(item["_meta"], dict)):
+                dropped.append(f"{where}: the file does not start with its _meta line; its {len(lines)} lines "
+                               "are not trusted")
+                return RecordsRead(None, [], dropped)
+            meta = item["_meta"]
+            continue
+        if keep is not None:
+            m = _KEY_RE.search(line, 0, 400)
+            if m is not None and not keep(json.loads(f'"{m.group(1)}"')):
                 continue
-            record = EpisodeRecord.from_json(item, f"{path}:{number}")
-            if keep is None or keep(record.key):
-                records.append(record)
-    return meta, records
+        try:
+            record = EpisodeRecord.from_json(json.loads(line), where)
+        except (json.JSONDecodeError, RecursionError, RecordsError, TypeError) as exc:
+            rest = len(lines) - i - 1
+            dropped.append(f"{where}: not an episode record ({str(exc)[:200]}); it and the {rest} line(s) after it "
+                           "are ignored")
+            break
+        if record.key in seen:
+            dropped.append(f"{where}: a second record of {record.key} (dropped)")
+            continue
+        seen.add(record.key)
+        if keep is None or keep(record.key):
+            records.append(record)
+    return RecordsRead(meta, records, dropped)
 
 
 def write_records(path: Path, meta: RecordsMeta, records: Sequence[EpisodeRecord]) -> None:

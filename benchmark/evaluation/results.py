@@ -449,7 +449,7 @@ class Result:
     def records(self, keep=None) -> list[EpisodeRecord]:
         """The episode records (only those whose key passes `keep`, when given)."""
         path = self.records_path
-        return [] if path is None else read_records(path, keep)[1]
+        return [] if path is None else read_records(path, keep).records
 
 
 def _results_file(path: str | Path) -> Path:
