@@ -192,3 +192,23 @@ def test_same_seed_gives_identical_frames_and_infos(env_id, kwargs):
     env = make(env_id, **kwargs)
     other, _ = env.reset(seed=43)
     assert not np.array_equal(other, runs[0][0][0])
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_make_vec_works_for_every_id_and_matches_the_single_env(env_id, mode):
+    kwargs = {"track_file": str(EXAMPLE_TRACK)} if env_id == "SteerBench/CustomTrack-v0" else {}
+    vec = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, **kwargs)
+    try:
+        obs, info = vec.reset(seed=7)
+        assert obs.shape == (2, 66, 200, 3) and obs.dtype == np.uint8
+        for _ in range(5):
+            obs, reward, term, trunc, info = vec.step(info["teacher_action"].astype(np.float32).reshape(2, 1))
+        assert reward.shape == term.shape == trunc.shape == (2,)
+    finally:
+        vec.close()
+    single = make(env_id, **kwargs)  # sub-environment 0 is seeded with 7, as a single env would be
+    s_obs, s_info = single.reset(seed=7)
+    for _ in range(5):
+        s_obs, _, _, _, s_info = single.step(np.array([s_info["teacher_action"]], np.float32))
+    assert np.array_equal(obs[0], s_obs)

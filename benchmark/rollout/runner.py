@@ -1,6 +1,6 @@
 """The one lockstep runner: several episodes stepped together, one batched decision per step.
 
-Collection (benchmark/data/collector.py) and evaluation (benchmark/evaluation/episodes.py) are
+Collection (benchmark/data/collector.py) and evaluation (benchmark/evaluation/rollouts.py) are
 both a `Lockstep` with their own hooks. At every step the frames of the active episodes go through
 one `decide` call (one batched forward pass of a learner), then each environment is stepped with
 its action. A queue of episodes refills a slot as soon as its episode ends.
@@ -15,6 +15,7 @@ The hooks, in the order they are called:
     start(number, episode)               -> (env, obs, info) of a new episode (wrappers applied)
     stop()                               -> True to end the run before the next step
     decide(frames, numbers, infos)       -> one action per active episode
+    action_for_env(action)               -> the action as executed (collection clips it)
     before_step(number, env, info, j, action)   (the state the action is taken in)
     after_step(number, env, info, terminated)   (the state it led to)
     end(number, env, info, status, reason)      (status: finished, crashed or invalid)

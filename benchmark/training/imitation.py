@@ -130,9 +130,10 @@ class Algorithm(Protocol):
 
 
 class AlgorithmBase:
-    """An Algorithm's defaults: nothing learnt after a round, the usual limits, no card details."""
+    """An Algorithm's defaults: nothing learnt after a round, the usual limits, no card details.
+    A subclass names itself (`name`) and gives `behaviour`."""
 
-    name = "bc"
+    name: str
 
     def __init__(self, config: ImitationConfig):
         self.config = config
