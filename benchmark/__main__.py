@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("benchmark.evaluation.evaluate", "EvaluateConfig"),
     "baselines": ("benchmark.training.baselines", "BaselinesConfig"),
     "plot": ("benchmark.reporting.plots", "PlotConfig"),
+    "compare": ("benchmark.reporting.compare", "CompareConfig"),
     "bench": ("benchmark.reporting.bench", "BenchConfig"),
 }
 SUMMARIES = {
@@ -36,6 +37,7 @@ SUMMARIES = {
     "evaluate": "evaluate a policy on the versioned protocol (records + results JSON)",
     "bench": "evaluate the zoo, the teacher and straight-ahead (quick profile); figures and summary",
     "plot": "figures (error growth, drift, survival, autonomy, trajectories) and the results table",
+    "compare": "two methods on identical episodes: McNemar on crashes, paired bootstrap, p-values",
     "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",

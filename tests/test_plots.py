@@ -312,3 +312,19 @@ def test_plot_config_from_the_command_line(results_dirs, tmp_path):
     with pytest.raises(ValueError, match="unknown condition"):
         plots.PlotConfig(results=(tmp_path,), condition="rainy")
     assert copy.copy(config) == config
+
+
+def test_compare_pairs_identical_episodes_with_mcnemar_and_a_paired_bootstrap(results_dirs):
+    from benchmark.reporting.compare import CompareConfig, compare, markdown
+
+    table = compare(CompareConfig(a=results_dirs[1], b=results_dirs[2]))  # bc against dagger
+    nominal = table[table["condition"] == "nominal"].set_index("metric")
+    crash = nominal.loc["crash rate by T=1000"]
+    # bc fails in 2 of its 3 episodes on each of the 2 tracks, dagger never: b = 4, c = 0
+    assert crash["episodes"] == 6 and crash["A"] == pytest.approx(4 / 6) and crash["B"] == 0.0
+    assert crash["test"] == "McNemar exact (b=4, c=0)" and crash["p"] == pytest.approx(0.125)
+    assert crash["verdict"] == "not separable at this sample"  # 6 pairs cannot show it at 5%
+    offset = nominal.loc["mean abs offset (m)"]
+    assert offset["A - B"] > 0 and offset["p"] < 0.05 and offset["verdict"] == "A > B"
+    text = markdown(table)
+    assert text.startswith("A = bc, B = dagger;") and "not separable at this sample" in text
