@@ -25,7 +25,7 @@ from .records import EpisodeKey
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v1"
-CONDITIONS = ("nominal", "perturbed", "photometric", "traffic")
+CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed")
 MODES = ("crash", "intervention")
 
 
@@ -52,6 +52,9 @@ class EvalEpisode:
     """Other vehicles on the road (traffic condition)."""
     effect: str | None = None
     """Photometric effect applied to the observations (photometric condition)."""
+    disturbance: tuple[float, float, float, float] | None = None
+    """(steering noise std [1/m], its correlation time [s], lateral gust std [m/s], its correlation
+    time [s]) of the vehicle disturbance (disturbed condition), seeded by the episode's seed."""
 
     @property
     def condition(self) -> str:
@@ -87,6 +90,21 @@ class ConditionSpec:
     """Photometric effects, one per episode in turn (observation only)."""
     vehicles: int = 0
     """Other vehicles on the road."""
+    steering_noise_std: float = 0.0
+    """Disturbance: std of the steering-actuator noise added to the executed curvature [1/m]."""
+    steering_noise_tau_s: float = 0.0
+    """... its correlation time [s] (0: white noise)."""
+    gust_std_mps: float = 0.0
+    """Disturbance: std of the lateral gust speed that pushes the car sideways [m/s]."""
+    gust_tau_s: float = 0.0
+    """... its correlation time [s] (0: white noise)."""
+
+    @property
+    def disturbance(self) -> tuple[float, float, float, float] | None:
+        if not (self.steering_noise_std or self.gust_std_mps):
+            return None
+        return (float(self.steering_noise_std), float(self.steering_noise_tau_s), float(self.gust_std_mps),
+                float(self.gust_tau_s))
 
 
 @dataclass(frozen=True)
@@ -185,7 +203,7 @@ class Protocol(ProtocolSpec):
                     out.append(EvalEpisode(
                         key=EpisodeKey(name, condition, mode, k), track=track, track_seed=track_seed, seed=seed,
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
-                        traffic=int(spec.vehicles), effect=effect))
+                        traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance))
         return out
 
     def tracks(self, profile: str) -> list[tuple[str, int | None]]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from benchmark.rollout.policies import Policy, PrivilegedPolicy, act
 from benchmark.rollout.runner import Lockstep
-from benchmark.rollout.wrappers import Intervention, ObservationShift
+from benchmark.rollout.wrappers import Disturbance, Intervention, ObservationShift
 from envs import DrivingEnv
 
 from .conditions import photometric_effect
@@ -41,6 +41,8 @@ class Evaluation(Lockstep[EvalEpisode]):
     def start(self, number, ep):
         config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode == "crash", "policy_hz": self.hz}
         env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, config=config, **self.env_kwargs)
+        if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
+            env = Disturbance(env, ep.seed, *ep.disturbance)
         if ep.mode == "intervention":
             env = Intervention(env, self.threshold)
         if ep.effect:

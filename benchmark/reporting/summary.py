@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.evaluation.protocol import CONDITIONS
-from benchmark.evaluation.results import Result, ResultsError, ResultsInput, load_results, policy_hz
+from benchmark.evaluation.results import Result, ResultsError, ResultsInput, load_results, policy_hz, protocol_of
 
 # ------------------------------------------------------------------------------------------------
 # The table
@@ -76,18 +76,27 @@ def summary_table(results: ResultsInput | Iterable[Result], condition: str = "no
     - drift_tv_final: TV distance to the teacher's (d, psi) distribution at the last step (NaN for
       the teacher itself); mdbf_m: mean distance between failures (NaN without failures);
     - autonomy_pct with autonomy_low/high: NVIDIA autonomy (intervention mode), per-episode interval;
-    - survival_<c>: S(T) at the last horizon in each other condition c (perturbed, photometric, traffic).
+    - survival_<c>: S(T) at the last horizon in each other condition c of the protocol (v1: perturbed,
+      photometric, traffic).
 
     Missing values (a condition or mode not evaluated) are NaN.
     """
     items = load_results(results)
     if condition not in CONDITIONS:
         raise ResultsError(f"unknown condition {condition!r}; conditions are: {', '.join(CONDITIONS)}")
-    others = [c for c in CONDITIONS if c != condition]
+    others = _other_conditions(items, condition)
     index = pd.Index([r.label for r in items], name="method")
     df = pd.DataFrame([_row(r, condition, others) for r in items], index=index)
     df["episodes"] = df["episodes"].astype(int)
     return df
+
+
+def _other_conditions(items: list[Result], condition: str) -> list[str]:
+    """The conditions of the results' protocol besides `condition` (those the results have, when
+    this checkout lacks the protocol file), in the harness's order."""
+    protocol = protocol_of(items[0])
+    names = set(protocol.conditions) if protocol is not None else {c for r in items for c in r.conditions}
+    return [c for c in CONDITIONS if c != condition and c in names]
 
 
 def _fmt(x: float, digits: int) -> str:
@@ -136,7 +145,7 @@ def write_summary(results: ResultsInput | Iterable[Result], out_md: str | Path, 
     sha = str(first.results.protocol.sha256 or "")[:12]
     n = sorted({int(v) for v in df["episodes"]})
     n_text = "/".join(str(v) for v in n) if n else "0"
-    others = ", ".join(c for c in CONDITIONS if c != condition)
+    others = ", ".join(_other_conditions(items, condition))
     header = f"""# SteerBench results: {first.protocol}, {first.profile} profile
 
 Protocol `{first.protocol}`{f" (sha256 `{sha}…`)" if sha else ""}, profile `{first.profile}`: horizons

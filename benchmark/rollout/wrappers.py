@@ -87,3 +87,42 @@ class SafetyReset(Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.too_far = abs(info["lateral_offset"]) > self.max_offset_m
         return obs, reward, terminated, truncated or self.too_far, info
+
+
+class Disturbance(Wrapper):
+    """Stochastic disturbance of the vehicle itself: steering-actuator noise added to the executed
+    curvature, and a lateral gust that pushes the car sideways, each an Ornstein-Uhlenbeck process
+    (stationary standard deviation `*_std`, correlation time `*_tau_s`).
+
+    Common random numbers: the process's random numbers come from `seed` alone (two normal draws
+    per step, in a fixed order), so every policy, and the teacher, meet exactly the same sequence
+    of disturbances on the same episode; `history` keeps it, for tests and figures.
+    """
+
+    STREAM = 20261201
+    """Separates the disturbance's random numbers from every other use of the episode seed."""
+
+    def __init__(self, env: Any, seed: int, steering_std: float, steering_tau_s: float, gust_std_mps: float,
+                 gust_tau_s: float):
+        super().__init__(env)
+        self.rng = np.random.default_rng([self.STREAM, int(seed)])
+        dt = 1.0 / float(env.config.policy_hz)
+        self.dt = dt
+        self.a_steer = float(np.exp(-dt / steering_tau_s)) if steering_tau_s > 0 else 0.0
+        self.a_gust = float(np.exp(-dt / gust_tau_s)) if gust_tau_s > 0 else 0.0
+        self.steering_std, self.gust_std = float(steering_std), float(gust_std_mps)
+        self.steer = self.gust = 0.0
+        self.history: list[tuple[float, float]] = []
+        """(steering noise [1/m], lateral gust speed [m/s]) applied at each step."""
+
+    def step(self, action: np.ndarray):
+        e_steer, e_gust = self.rng.standard_normal(2)
+        self.steer = self.a_steer * self.steer + np.sqrt(1 - self.a_steer**2) * self.steering_std * e_steer
+        self.gust = self.a_gust * self.gust + np.sqrt(1 - self.a_gust**2) * self.gust_std * e_gust
+        self.history.append((float(self.steer), float(self.gust)))
+        vehicle = self.env.vehicle
+        h = vehicle.heading
+        # the gust moves the car sideways (positive: to its right) over the step
+        vehicle.position = vehicle.position + self.gust * self.dt * np.array([-np.sin(h), np.cos(h)])
+        executed = np.asarray(action, np.float64).reshape(-1) + self.steer
+        return self.env.step(executed.astype(np.float32))
