@@ -187,6 +187,11 @@ FAILURE_MESSAGES: dict[type, tuple[str, str]] = {
 }
 
 
+SANDBOXED_FAILURES: dict[str | None, type[EvaluationError]] = {
+    cls.__name__: cls for cls in (WorkerDied, WorkerOutOfMemory, EvaluationError)}
+"""Typed evaluation failures raised inside the sandbox, by the name the sandbox reports."""
+
+
 def rejection(exc: EvaluationError, options: EvaluationOptions) -> Rejected:
     """The Rejected of a failed evaluation, by the failure's type (the most specific in FAILURE_MESSAGES)."""
     kind = next(k for k in type(exc).__mro__ if k in FAILURE_MESSAGES)
@@ -203,16 +208,15 @@ def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: 
     except EvaluationError as exc:
         raise rejection(exc, options) from None
     except SandboxUnavailable as exc:
-        raise Rejected(f"the sandbox for untrusted models cannot be created on this machine: {exc}",
-                       "Install bubblewrap (make sandbox), or pass --no-sandbox to evaluate without isolation "
-                       "(unsafe: only for models you trust)") from None
-    except IsolationError as exc:
-        if exc.kind == TIMEOUT:
-            raise rejection(EvaluationTimeout(options.time_limit_s), options) from None
-        if exc.kind in (CRASHED, MEMORY) or "WorkerDied" in exc.detail or "WorkerOutOfMemory" in exc.detail:
-            raise rejection(WorkerDied(exc.detail), options) from None
-        raise Rejected(f"the evaluation failed ({exc.detail})",
-                       "Check that the model runs with onnxruntime on the CPU") from None
+        raise exc.rejection() from None
+    except IsolationError as exc:  # the sandbox's own failure, or a typed evaluation failure inside it
+        if exc.kind == TIMEOUT or exc.type_name == EvaluationTimeout.__name__:
+            failure: EvaluationError = EvaluationTimeout(options.time_limit_s)
+        elif exc.kind in (CRASHED, MEMORY):
+            failure = WorkerDied(exc.detail)
+        else:
+            failure = SANDBOXED_FAILURES.get(exc.type_name, EvaluationError)(exc.detail)
+        raise rejection(failure, options) from None
     except Exception as exc:  # an error raised in a worker (e.g. onnxruntime refusing the file) comes back here
         raise Rejected(f"the evaluation failed ({type(exc).__name__}: {exc})",
                        "Check that the model runs with onnxruntime on the CPU") from None

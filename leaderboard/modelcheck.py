@@ -88,9 +88,7 @@ def check_model_file(path: str | Path, limits: ModelLimits, *, memory_limit_mb: 
             outcome = run_isolated(inspect_model, (str(staged), dataclasses.asdict(limits)), time_limit_s=time_limit_s,
                                    memory_limit_mb=memory_limit_mb, readable=[Path(staging)], unsafe=unsafe)
         except SandboxUnavailable as exc:
-            raise Rejected(f"the sandbox for untrusted models cannot be created on this machine: {exc}",
-                           "Install bubblewrap (make sandbox), or pass --no-sandbox to check and evaluate without "
-                           "isolation (unsafe: only for models you trust)") from None
+            raise exc.rejection() from None
         except IsolationError as exc:
             if exc.kind == TIMEOUT:
                 raise Rejected(f"the model did not finish a test inference on {max(SMOKE_BATCHES)} frames within "

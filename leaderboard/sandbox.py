@@ -39,6 +39,8 @@ from typing import Any
 
 from benchmark.common.limits import limit_memory, lower_limit
 
+from .common import Rejected
+
 # The kinds of IsolationError: the limit or failure that stopped the function.
 TIMEOUT, CRASHED, MEMORY, ERROR = "timeout", "crashed", "memory", "error"
 PROJECT = Path(__file__).resolve().parents[1]
@@ -47,16 +49,24 @@ RESULT_NAME = "result.json"
 
 
 class IsolationError(RuntimeError):
-    """The isolated function did not return: it timed out, crashed, ran out of memory or raised."""
+    """The isolated function did not return: it timed out, crashed, ran out of memory or raised
+    (then `type_name` is the name of the exception it raised)."""
 
-    def __init__(self, kind: str, detail: str):
+    def __init__(self, kind: str, detail: str, type_name: str | None = None):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
+        self.type_name = type_name
 
 
 class SandboxUnavailable(RuntimeError):
     """The sandbox cannot be created on this machine (the message says why)."""
+
+    def rejection(self) -> Rejected:
+        """What a submitter is told."""
+        return Rejected(f"the sandbox for untrusted models cannot be created on this machine: {self}",
+                        "Install bubblewrap (make sandbox), or pass --no-sandbox to check and evaluate without "
+                        "isolation (unsafe: only for models you trust)")
 
 
 class _Cgroup:
@@ -229,9 +239,10 @@ def _outcome(answer: dict | None, code: int, stderr: str, oom: bool) -> Any:
     if "ok" in answer:
         return answer["ok"]
     type_name, message = (list(answer.get("error") or ["Error", "no message"]) + ["", ""])[:2]
+    # onnxruntime reports a failed allocation as a RuntimeException: its text is all there is to go by
     if type_name == "MemoryError" or "bad_alloc" in message or "Failed to allocate" in message:
-        raise IsolationError(MEMORY, f"{type_name}: {message}")
-    raise IsolationError(ERROR, f"{type_name}: {message}")
+        raise IsolationError(MEMORY, f"{type_name}: {message}", type_name)
+    raise IsolationError(ERROR, f"{type_name}: {message}", type_name)
 
 
 def _child(result_path: str) -> None:
