@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "baselines": ("benchmark.training.baselines", "BaselinesConfig"),
     "plot": ("benchmark.reporting.plots", "PlotConfig"),
     "compare": ("benchmark.reporting.compare", "CompareConfig"),
+    "video": ("benchmark.reporting.video", "VideoConfig"),
     "calibrate-disturbance": ("benchmark.evaluation.calibration", "CalibrateConfig"),
     "bench": ("benchmark.reporting.bench", "BenchConfig"),
 }
@@ -39,6 +40,7 @@ SUMMARIES = {
     "bench": "evaluate the zoo, the teacher and straight-ahead (quick profile); figures and summary",
     "plot": "figures (error growth, drift, survival, autonomy, trajectories) and the results table",
     "compare": "two methods on identical episodes: McNemar on crashes, paired bootstrap, p-values",
+    "video": "replay one evaluation episode exactly and write it as a video (MP4 and animated WebP)",
     "calibrate-disturbance": "the teacher's survival and offset under the disturbed condition, level by level",
     "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
     "train bc": "behaviour cloning from a recorded dataset",

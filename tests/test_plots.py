@@ -328,3 +328,30 @@ def test_compare_pairs_identical_episodes_with_mcnemar_and_a_paired_bootstrap(re
     assert offset["A - B"] > 0 and offset["p"] < 0.05 and offset["verdict"] == "A > B"
     text = markdown(table)
     assert text.startswith("A = bc, B = dagger;") and "not separable at this sample" in text
+
+
+def test_a_replayed_episode_reproduces_its_records_and_makes_a_video(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+    from PIL import Image
+
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.reporting.video import VideoConfig, replay, run
+
+    monkeypatch.chdir(tmp_path)  # the teacher's records (for its path) go under ./results
+    tiny = str(Path(__file__).resolve().parent / "data" / "protocol-tiny.yaml")
+    evaluate(EvaluateConfig(policy="straight", protocol=tiny, conditions=("nominal",), out=tmp_path / "s",
+                            progress=False, workers=1))
+    key = "oval|nominal|crash|1"
+    config = VideoConfig(results=tmp_path / "s", policy="straight", key=key, protocol=tiny, full=True,
+                         out=tmp_path / "v")
+    record, seen, teacher = replay(config)
+    stored = {r.key: r for r in __import__("benchmark.evaluation.records", fromlist=["x"]).read_records(
+        tmp_path / "s" / "records.jsonl").records}[key]
+    assert record == stored and len(seen) == stored.steps and teacher is not None and teacher.key == key
+    result = run(config)
+    mp4, webp = (Path(f) for f in result["files"])
+    expected = stored.failure_step + 1 if stored.crashed else stored.steps  # a crash shows its failure state too
+    assert result["frames"] == expected == len(iio.imread(mp4)) and Image.open(webp).n_frames == expected
+    assert mp4.stat().st_size < 2_000_000
+    with pytest.raises(ValueError, match="is not the policy of"):
+        replay(VideoConfig(results=tmp_path / "s", policy="teacher", key=key, protocol=tiny))
