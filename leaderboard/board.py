@@ -175,14 +175,13 @@ def _close_progress_bars() -> None:
 
 # Why an evaluation stopped -> (problem, fix) shown to the submitter; `{limit_s}` and `{memory_mb}`
 # are the options' limits, `{detail}` the error's own message.
+_CRASH = ("the model crashed or ran out of memory during the evaluation ({detail}; memory limit {memory_mb} MiB "
+          "per process)", "Check that it runs with onnxruntime on the CPU within that memory")
 FAILURE_MESSAGES: dict[type, tuple[str, str]] = {
     EvaluationTimeout: ("the evaluation did not finish within its time limit of {limit_s:g} s",
                         "Make inference faster (one batch of up to 8 frames per step, single-threaded on the CPU)"),
-    WorkerDied: ("the model crashed or ran out of memory during the evaluation ({detail}; memory limit "
-                 "{memory_mb} MiB per process)", "Check that it runs with onnxruntime on the CPU within that memory"),
-    WorkerOutOfMemory: ("the model crashed or ran out of memory during the evaluation ({detail}; memory limit "
-                        "{memory_mb} MiB per process)",
-                        "Check that it runs with onnxruntime on the CPU within that memory"),
+    WorkerDied: _CRASH,
+    WorkerOutOfMemory: _CRASH,
     EvaluationError: ("the evaluation failed ({detail})", "Check that the model runs with onnxruntime on the CPU"),
 }
 

@@ -95,8 +95,8 @@ class _Cgroup:
                 path.rmdir()
                 continue
             self.paths.append(path)
-        self.memory = any((p / "memory.max").exists() or (p / "memory.limit_in_bytes").exists() for p in self.paths)
         self.pids = any((p / "pids.max").exists() for p in self.paths)
+        """Whether the process cap is enforced (the memory one is checked by `out_of_memory`)."""
 
     def join(self) -> None:  # in the child, before exec
         for path in self.paths:
