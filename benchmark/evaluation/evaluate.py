@@ -31,7 +31,7 @@ from tqdm import tqdm
 from benchmark.common.files import LockedError, exclusive_lock, sha256_file, write_json_atomic
 from benchmark.common.limits import limit_memory
 from benchmark.common.provenance import git_sha, hardware, package_versions
-from benchmark.rollout.policies import PolicySpec
+from benchmark.rollout.policies import BUILTIN_KINDS, PolicySpec
 
 from .protocol import DEFAULT_PROTOCOL, EvalEpisode, load_protocol
 from .records import EpisodeRecord, RecordsMeta, RecordsRead, append_records, read_records, write_records
@@ -73,7 +73,8 @@ class EvaluateConfig:
     """Evaluate a policy on the versioned protocol: per-episode records and a results JSON."""
 
     policy: str = "teacher"
-    """'teacher', 'straight', a model directory (config.json + model.safetensors) or an .onnx file."""
+    """'teacher', 'straight', a synthetic reference ('noisy-teacher', 'drifting-teacher'), a model directory
+    (config.json + model.safetensors) or an .onnx file."""
     name: str = ""
     """Name of the results (default: derived from the policy)."""
     protocol: str = DEFAULT_PROTOCOL
@@ -102,7 +103,7 @@ class EvaluateConfig:
 
 def policy_spec(policy: str, name: str = "") -> PolicySpec:
     """Turn the `policy` argument into a PolicySpec (benchmark.rollout.policies.make_policy), with its sha256."""
-    if policy in ("teacher", "straight"):
+    if policy in BUILTIN_KINDS:
         return PolicySpec(kind=policy, name=name or policy)
     path = Path(policy)
     if path.is_dir():
@@ -116,7 +117,7 @@ def policy_spec(policy: str, name: str = "") -> PolicySpec:
         if not path.is_file():
             raise FileNotFoundError(f"{policy}: no such ONNX file")
         return PolicySpec(kind="onnx", name=name or path.stem, path=str(path), sha256=sha256_file(path))
-    raise ValueError(f"unknown policy {policy!r}: use teacher, straight, a model directory or an .onnx file")
+    raise ValueError(f"unknown policy {policy!r}: use {', '.join(BUILTIN_KINDS)}, a model directory or an .onnx file")
 
 
 def _exit_with_parent(parent: int, period_s: float = 1.0) -> None:
@@ -219,9 +220,9 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], N
 
 def _evaluate(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path,
               on_group: Callable[[list[EpisodeRecord]], None] | None) -> Results:
-    episodes = protocol.episodes(config.profile, list(config.conditions) or None)
+    episodes = protocol.episodes(config.profile, list(config.conditions) or None, teacher=spec.kind == "teacher")
     conditions = sorted({e.condition for e in episodes})
-    meta = RecordsMeta(protocol.name, protocol.sha256, config.profile, spec.ref(), conditions)
+    meta = _meta(protocol, config.profile, spec, conditions)
     records_path = out / "records.jsonl"
     old = read_records(records_path) if config.resume else RecordsRead(None, [], [])
     for problem in old.dropped:
@@ -262,9 +263,11 @@ def _results(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path, epis
 
     conditions = sorted({e.condition for e in episodes})
     records_path = out / "records.jsonl"
-    teacher = None
+    teacher = straight = None
     if config.drift_reference and spec.kind != "teacher":
-        teacher = teacher_records(config.protocol, config.profile, config, conditions)
+        teacher = reference_records("teacher", config.protocol, config.profile, config, conditions)
+    if config.drift_reference and protocol.version >= 2 and spec.kind not in ("teacher", "straight"):
+        straight = reference_records("straight", config.protocol, config.profile, config, conditions)
     order = {str(e.key): i for i, e in enumerate(episodes)}
     records.sort(key=lambda r: order[r.key])
     results = Results(
@@ -273,7 +276,7 @@ def _results(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path, epis
         policy=PolicyRef(**spec.ref()), git_sha=git_sha(), packages=package_versions(), hardware=hardware(),
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         records=records_path.name,  # beside results.json
-        metrics=compute_results(records, protocol, config.profile, teacher))
+        metrics=compute_results(records, protocol, config.profile, teacher, straight))
     write_json_atomic(out / "results.json", results.to_json())
     return results
 
@@ -285,9 +288,9 @@ def results_from_records(config: EvaluateConfig) -> Results:
     protocol = load_protocol(config.protocol)
     spec = policy_spec(config.policy, config.name)
     out = Path(config.out)
-    episodes = protocol.episodes(config.profile, list(config.conditions) or None)
+    episodes = protocol.episodes(config.profile, list(config.conditions) or None, teacher=spec.kind == "teacher")
     conditions = sorted({e.condition for e in episodes})
-    meta = RecordsMeta(protocol.name, protocol.sha256, config.profile, spec.ref(), conditions)
+    meta = _meta(protocol, config.profile, spec, conditions)
     read = read_records(out / "records.jsonl")
     if read.meta != meta.to_json():
         raise RecordsMismatch(f"{out / 'records.jsonl'} does not hold the records of this evaluation")
@@ -301,21 +304,29 @@ def results_from_records(config: EvaluateConfig) -> Results:
     return _results(config, protocol, spec, out, episodes, records)
 
 
-def teacher_records(protocol_ref: str, profile: str, config: EvaluateConfig,
-                    conditions: list[str]) -> list[EpisodeRecord]:
-    """The teacher's records on the same protocol episodes; the teacher is evaluated on the whole
-    profile first when any of them is missing. `protocol_ref` is a protocol name or path."""
+def reference_records(kind: str, protocol_ref: str, profile: str, config: EvaluateConfig,
+                      conditions: list[str]) -> list[EpisodeRecord]:
+    """The teacher's (or straight-ahead's) records on the same protocol episodes, from its results
+    folder; it is evaluated there first, on the whole profile, when any of them is missing, so the
+    reference of a protocol is computed once and shared by every policy. `protocol_ref` is a
+    protocol name or path."""
     protocol = load_protocol(protocol_ref)
-    path = default_out(protocol.name, profile, "teacher") / "records.jsonl"
+    path = default_out(protocol.name, profile, kind) / "records.jsonl"
     meta, records = (read := read_records(path)).meta, read.records
-    needed = {str(e.key) for e in protocol.episodes(profile, conditions)}
+    needed = {str(e.key) for e in protocol.episodes(profile, conditions, teacher=kind == "teacher")}
     if not needed <= {r.key for r in records}:
         everything = sorted({e.condition for e in protocol.episodes(profile)})
-        evaluate(EvaluateConfig(policy="teacher", protocol=protocol_ref, profile=profile, workers=config.workers,
+        evaluate(EvaluateConfig(policy=kind, protocol=protocol_ref, profile=profile, workers=config.workers,
                                 group_size=config.group_size, progress=config.progress, drift_reference=False,
                                 resume=meta is None or meta.get("conditions") == everything))
         records = read_records(path).records
     return [r for r in records if r.key in needed]
+
+
+def _meta(protocol, profile: str, spec: PolicySpec, conditions: list[str]) -> RecordsMeta:
+    """The records' header; a profile with a separate track list adds that list's sha256."""
+    return RecordsMeta(protocol.name, protocol.sha256, profile, spec.ref(), conditions,
+                       tracks_sha256=protocol.tracks_sha256(profile))
 
 
 def run(config: EvaluateConfig) -> dict:

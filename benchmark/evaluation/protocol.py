@@ -6,10 +6,24 @@ and every episode's seed, in a `quick` and a `full` profile. It is read strictly
 `Protocol` (a misspelled key is an error that names it); `episodes(profile)` expands it into the
 exact list of EvalEpisodes, each with a stable EpisodeKey; the same protocol always gives the same
 list.
+
+Version 2 (steerbench-v2.yaml) adds, per profile:
+- `seen_tracks`: built-in tracks, which training uses, run like the others but reported apart as
+  "seen tracks", never pooled with the held-out `tracks`;
+- `offpolicy_conditions`: the same crash-mode episodes once more in mode `offpolicy`: the teacher
+  drives (under the same disturbance) and the learner is only queried, so its mistakes on the
+  teacher's own trajectories (eps_off) can be set against those on its own (eps_on);
+- `floor_conditions`: the teacher's evaluation (only the teacher's) runs each crash episode once
+  more in mode `replica`, under a second, independent disturbance stream: the teacher-vs-teacher
+  floor of the paired drift;
+- `tracks_file`: the held-out tracks listed in a separate file next to the protocol (one entry per
+  line), so that a leaderboard can keep a private test list beside the public development list;
+  the file's sha256 is part of the profile's identity.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +40,12 @@ from .records import EpisodeKey
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v1"
 CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed")
-MODES = ("crash", "intervention")
+MODES = ("crash", "intervention", "offpolicy", "replica")
+"""crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
+offpolicy: the teacher drives the crash episode and the policy is only queried; replica: the teacher
+(only) drives the crash episode under a second disturbance stream (the drift floor)."""
+SEED_MODE = {"offpolicy": "crash", "replica": "crash"}
+"""Modes that replay another mode's episodes: the same reset seed and start state."""
 
 
 class ProtocolError(ValueError):
@@ -55,6 +74,10 @@ class EvalEpisode:
     disturbance: tuple[float, float, float, float] | None = None
     """(steering noise std [1/m], its correlation time [s], lateral gust std [m/s], its correlation
     time [s]) of the vehicle disturbance (disturbed condition), seeded by the episode's seed."""
+    disturbance_stream: int = 0
+    """Which of the episode's disturbance sequences: 0 for every policy, 1 for the teacher's replica."""
+    seen: bool = False
+    """A built-in track that training uses (reported apart from the held-out tracks)."""
 
     @property
     def condition(self) -> str:
@@ -120,6 +143,15 @@ class ProfileSpec:
     horizons: tuple[int, ...]
     intervention_conditions: tuple[str, ...] = ()
     """Conditions also run in intervention mode."""
+    seen_tracks: tuple[str, ...] = ()
+    """Built-in tracks that training uses: run like `tracks`, reported apart as seen tracks (v2)."""
+    offpolicy_conditions: tuple[str, ...] = ()
+    """Conditions whose crash episodes are also run with the teacher driving, the policy queried (v2)."""
+    floor_conditions: tuple[str, ...] = ()
+    """Conditions whose crash episodes the teacher also drives under a second disturbance stream (v2)."""
+    tracks_file: str = ""
+    """A file of held-out tracks (one entry per line, # comments), relative to the protocol file,
+    used instead of `tracks`: a leaderboard's private test list (v2)."""
 
 
 @dataclass(frozen=True)
@@ -128,6 +160,30 @@ class DriftBins:
 
     d_m: tuple[float, float, int]
     psi_rad: tuple[float, float, int]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Parameters of the version-2 metrics (benchmark/evaluation/metrics.py)."""
+
+    mistake_tau_per_m: float
+    """A step is a mistake when |a - a*| > tau [1/m] (eps_t, eps_on, eps_off)."""
+    excursion_onset_m: float
+    """An excursion starts when |d| rises above this [m] ..."""
+    excursion_recover_m: float
+    """... and has recovered when |d| falls back under this [m] without a failure."""
+    regret_t_min: int
+    """Regret slope window: from this horizon [steps] ..."""
+    regret_min_survival: float
+    """... to the last horizon at which the learner's survival is at least this."""
+    curvature_bins_per_m: tuple[float, ...]
+    """Edges of the held-out tracks' families by their sharpest turn, 1 / (smallest arc radius) [1/m]."""
+
+    def __post_init__(self) -> None:
+        for name in ("mistake_tau_per_m", "excursion_onset_m", "excursion_recover_m", "regret_min_survival"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "regret_t_min", int(self.regret_t_min))
+        object.__setattr__(self, "curvature_bins_per_m", tuple(float(v) for v in self.curvature_bins_per_m))
 
 
 @dataclass(frozen=True)
@@ -145,11 +201,16 @@ class ProtocolSpec:
     drift_bins: DriftBins
     conditions: dict[str, ConditionSpec]
     profiles: dict[str, ProfileSpec]
+    version: int = 1
+    """1: the v1 metrics only; 2: seen tracks apart, paired metrics against the teacher, intervals."""
+    metrics: MetricSpec | None = None
+    """The version-2 metrics' parameters (required from version 2 on)."""
 
     def __post_init__(self) -> None:  # YAML writes 10 for 10.0: numbers get their declared types
         for name in ("policy_hz", "cost_d_max_m", "intervention_threshold_m", "intervention_penalty_s"):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "seed", int(self.seed))
+        object.__setattr__(self, "version", int(self.version))
 
 
 @dataclass(frozen=True)
@@ -176,8 +237,9 @@ class Protocol(ProtocolSpec):
         p0, p1, npsi = self.drift_bins.psi_rad
         return np.linspace(d0, d1, int(nd) + 1), np.linspace(p0, p1, int(npsi) + 1)
 
-    def episodes(self, profile: str, conditions: list[str] | None = None) -> list[EvalEpisode]:
-        """Every episode of a profile (optionally only some conditions), in a fixed order."""
+    def episodes(self, profile: str, conditions: list[str] | None = None, teacher: bool = False) -> list[EvalEpisode]:
+        """Every episode of a profile (optionally only some conditions), in a fixed order; `teacher`
+        adds the replica episodes that only the teacher's (reference) evaluation runs."""
         p = self.profile(profile)
         wanted = list(p.conditions) if conditions is None else list(conditions)
         for c in wanted:
@@ -185,13 +247,17 @@ class Protocol(ProtocolSpec):
                 raise ProtocolError(f"unknown condition {c!r}; {self.name} has: {', '.join(self.conditions)}")
         out: list[EvalEpisode] = []
         runs = [(c, "crash") for c in p.conditions] + [(c, "intervention") for c in p.intervention_conditions]
+        runs += [(c, "offpolicy") for c in p.offpolicy_conditions]
+        if teacher:
+            runs += [(c, "replica") for c in p.floor_conditions]
+        seen = {str(t) for t in p.seen_tracks}
         for t_index, (track, track_seed) in enumerate(self.tracks(profile)):
             name = track if track_seed is None else f"procedural-{track_seed}"
             for condition, mode in runs:
                 if condition not in wanted:
                     continue
                 spec = self.conditions[condition]
-                c_index, m_index = self.condition_index(condition), MODES.index(mode)
+                c_index, m_index = self.condition_index(condition), MODES.index(SEED_MODE.get(mode, mode))
                 for k in range(int(p.episodes)):
                     rng = np.random.default_rng([self.seed, t_index, c_index, m_index, k])
                     seed = int(rng.integers(2**31))
@@ -203,13 +269,52 @@ class Protocol(ProtocolSpec):
                     out.append(EvalEpisode(
                         key=EpisodeKey(name, condition, mode, k), track=track, track_seed=track_seed, seed=seed,
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
-                        traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance))
+                        traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
+                        disturbance_stream=int(mode == "replica"), seen=track_seed is None and track in seen))
         return out
 
+    def tracks_path(self, profile: str) -> Path | None:
+        """The profile's separate track list, if it has one (it must exist)."""
+        name = self.profile(profile).tracks_file
+        if not name:
+            return None
+        path = self.path.parent / name
+        if not path.is_file():
+            raise ProtocolError(f"{self.name}: the track list of profile {profile!r} ({path.name}) is not here; it is "
+                                f"kept apart (a leaderboard's private test list): put it next to {self.path.name}")
+        return path
+
+    def tracks_sha256(self, profile: str) -> str | None:
+        """The sha256 of the profile's separate track list (part of its identity), else None."""
+        path = self.tracks_path(profile)
+        return sha256_file(path) if path else None
+
     def tracks(self, profile: str) -> list[tuple[str, int | None]]:
+        """The profile's (track, procedural seed or None) in order: held-out tracks, then seen tracks."""
+        p = self.profile(profile)
+        entries = [str(t) for t in p.tracks]
+        if (path := self.tracks_path(profile)) is not None:
+            entries = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+            entries = [e for e in entries if e]
+            if not entries:
+                raise ProtocolError(f"{path}: no tracks")
+        if self.version >= 2:
+            for e in entries:
+                if not e.startswith("procedural:"):
+                    raise ProtocolError(f"{self.name}: profile {profile!r} lists {e!r} among its held-out tracks; "
+                                        "built-in tracks are seen in training: list them under seen_tracks")
+        out = self._parse_tracks(entries)
+        for name in p.seen_tracks:
+            if str(name) not in BUILTIN_TRACKS:
+                raise ProtocolError(f"{self.name}: seen track {name!r} is not a built-in track")
+        out += [(str(name), None) for name in p.seen_tracks]
+        if len(set(out)) != len(out):
+            raise ProtocolError(f"{self.name}: profile {profile!r} lists a track twice")
+        return out
+
+    def _parse_tracks(self, entries: list[str]) -> list[tuple[str, int | None]]:
         out: list[tuple[str, int | None]] = []
-        for entry in self.profile(profile).tracks:
-            entry = str(entry)
+        for entry in entries:
             if entry.startswith("procedural:"):
                 for s in parse_seeds(entry.split(":", 1)[1]):
                     if s not in TEST_SEEDS:
@@ -234,7 +339,9 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
     data = yaml.safe_load(path.read_text())
     if not isinstance(data, dict):
         raise ProtocolError(f"{path}: not a protocol file (expected a mapping)")
-    missing = [f for f in ProtocolSpec.__dataclass_fields__ if f not in data]
+    required = [f.name for f in dataclasses.fields(ProtocolSpec)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [f for f in required if f not in data]
     if missing:
         raise ProtocolError(f"{path}: missing {', '.join(missing)}")
     for c in data["conditions"] or {}:
@@ -246,9 +353,28 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
             "conditions": {c: _tuples(build_config(ConditionSpec, s or {}, where=f"{path}: conditions.{c}"))
                            for c, s in (data["conditions"] or {}).items()},
             "profiles": {p: _tuples(build_config(ProfileSpec, s, where=f"{path}: profiles.{p}"))
-                         for p, s in (data["profiles"] or {}).items()}}, where=str(path))
+                         for p, s in (data["profiles"] or {}).items()},
+            **({"metrics": build_config(MetricSpec, data["metrics"], where=f"{path}: metrics")}
+               if data.get("metrics") is not None else {})}, where=str(path))
     except ConfigError as exc:
         raise ProtocolError(str(exc)) from None
+    if spec.version not in (1, 2):
+        raise ProtocolError(f"{path}: unknown version {spec.version} (this SteerBench runs versions 1 and 2)")
+    if spec.version >= 2 and spec.metrics is None:
+        raise ProtocolError(f"{path}: a version-2 protocol needs its metrics parameters (metrics:)")
+    for name, prof in spec.profiles.items():
+        for key in ("conditions", "intervention_conditions", "offpolicy_conditions", "floor_conditions"):
+            for c in getattr(prof, key):
+                if c not in spec.conditions:
+                    raise ProtocolError(f"{path}: profiles.{name}.{key} names {c!r}, which is not a condition")
+        for key in ("offpolicy_conditions", "floor_conditions"):
+            extra = [c for c in getattr(prof, key) if c not in prof.conditions]
+            if extra:
+                raise ProtocolError(f"{path}: profiles.{name}.{key}: {extra[0]!r} is not among the profile's "
+                                    "crash-mode conditions, whose episodes it replays")
+        if (prof.offpolicy_conditions or prof.floor_conditions or prof.seen_tracks or prof.tracks_file) \
+                and spec.version < 2:
+            raise ProtocolError(f"{path}: profiles.{name} uses version-2 keys in a version-1 protocol")
     return Protocol(**vars(spec), path=path, sha256=sha256_file(path))
 
 

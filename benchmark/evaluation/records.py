@@ -192,9 +192,14 @@ class RecordsMeta:
     policy: dict[str, Any]
     """kind, name and sha256 of the policy."""
     conditions: list[str]
+    tracks_sha256: str | None = None
+    """sha256 of the profile's separate track list (a private test list); absent otherwise."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.tracks_sha256 is None:  # the header of every profile without a track file is unchanged
+            out.pop("tracks_sha256")
+        return out
 
 
 _KEY_RE = re.compile(r'"key":\s*"((?:[^"\\]|\\.)*)"')

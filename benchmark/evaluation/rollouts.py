@@ -3,7 +3,9 @@
 All episodes of a group run together: at each step the centre frames of the active episodes (after
 the episode's photometric shift, if any) go through one batched decision. Crash mode ends an
 episode at its first off-road or collision; intervention mode wraps the environment in NVIDIA's
-safety driver (benchmark/rollout/wrappers.py). A policy that raises, returns the wrong shape or a
+safety driver (benchmark/rollout/wrappers.py); offpolicy mode lets the teacher drive and records
+the policy's answers (`action`) beside the teacher's labels; replica mode is the teacher under the
+episode's second disturbance stream. A policy that raises, returns the wrong shape or a
 non-finite curvature makes the group's running episodes `invalid`, with the reason.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 from benchmark.rollout.policies import Policy, PrivilegedPolicy, act
 from benchmark.rollout.runner import Lockstep
-from benchmark.rollout.wrappers import Disturbance, Intervention, ObservationShift
+from benchmark.rollout.wrappers import Disturbance, Intervention, ObservationShift, TeacherDriven
 from envs import DrivingEnv
 
 from .conditions import photometric_effect
@@ -39,10 +41,12 @@ class Evaluation(Lockstep[EvalEpisode]):
         policy.reset(len(episodes))
 
     def start(self, number, ep):
-        config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode == "crash", "policy_hz": self.hz}
+        config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode != "intervention", "policy_hz": self.hz}
         env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, config=config, **self.env_kwargs)
         if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
-            env = Disturbance(env, ep.seed, *ep.disturbance)
+            env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
+        if ep.mode == "offpolicy":
+            env = TeacherDriven(env)
         if ep.mode == "intervention":
             env = Intervention(env, self.threshold)
         if ep.effect:

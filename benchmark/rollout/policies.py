@@ -12,7 +12,12 @@ and the straight-ahead baseline.
 
 The teacher is different, and explicitly so: a `PrivilegedPolicy` reads the simulator's state
 (each environment's info dict, which holds the teacher's action) instead of the frames. The runner
-calls `act_on_state(infos)` for it; no learner ever receives the infos.
+calls `act_on_state(infos, episodes)` for it; no learner ever receives the infos.
+
+Two synthetic reference policies, privileged too, have error shapes known in advance; they check
+that the metrics see what they claim to (tests/test_reference_policies.py, and the summary's
+calibration rows): `NoisyTeacher` makes independent, recoverable mistakes, `DriftingTeacher`
+mistakes that compound.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class PrivilegedPolicy(Protocol):
 
     def reset(self, n: int) -> None: ...
 
-    def act_on_state(self, infos: Sequence[dict]) -> np.ndarray: ...
+    def act_on_state(self, infos: Sequence[dict], episodes: np.ndarray) -> np.ndarray: ...
 
 
 def teacher_actions(infos: Sequence[dict]) -> np.ndarray:
@@ -52,7 +57,7 @@ def act(policy: Policy | PrivilegedPolicy, frames: np.ndarray, episodes: np.ndar
         infos: Sequence[dict]) -> np.ndarray:
     """The policy's actions: from the state for a privileged policy, from the frames otherwise."""
     if isinstance(policy, PrivilegedPolicy):
-        return policy.act_on_state(infos)
+        return policy.act_on_state(infos, episodes)
     return policy.act(frames, episodes)
 
 
@@ -64,8 +69,49 @@ class TeacherPolicy:
     def reset(self, n: int) -> None:
         pass
 
-    def act_on_state(self, infos: Sequence[dict]) -> np.ndarray:
+    def act_on_state(self, infos: Sequence[dict], episodes: np.ndarray) -> np.ndarray:
         return teacher_actions(infos)
+
+
+class NoisyTeacher:
+    """Synthetic reference with independent, recoverable mistakes: the teacher's label plus white
+    Gaussian noise (std `std` [1/m]), drawn per episode from (`seed`, the episode's number in the
+    run). Its mistake rate is the same at every step and the teacher's correction undoes each
+    mistake, so eps_t is flat and the paired regret grows about linearly (log-log slope near 1)."""
+
+    name = "noisy-teacher"
+
+    def __init__(self, std: float = 0.03, seed: int = 0):
+        self.std, self.seed = float(std), int(seed)
+        self._rngs: list[np.random.Generator] = []
+
+    def reset(self, n: int) -> None:
+        self._rngs = [np.random.default_rng([self.seed, k]) for k in range(n)]
+
+    def act_on_state(self, infos: Sequence[dict], episodes: np.ndarray) -> np.ndarray:
+        noise = np.array([self._rngs[int(e)].standard_normal() for e in episodes])
+        return teacher_actions(infos) + self.std * noise
+
+
+class DriftingTeacher:
+    """Synthetic reference whose mistakes compound: the teacher's label plus `gain` times its own
+    lateral offset d [m], steering away from the centre (a = a* + gain * d). Its error grows with its
+    distance from the states the teacher visits. The default gain, 0.1 1/m per m, is about the
+    teacher's own restoring gain at these speeds, so the closed loop is barely stable: under the
+    disturbance, excursions grow instead of dying out and more and more episodes leave the road as T
+    grows (5 of 8 held-out tracks within 1,000 steps, at steps 38 to 646), so eps_t rises with t and
+    the paired regret grows faster than linearly."""
+
+    name = "drifting-teacher"
+
+    def __init__(self, gain: float = 0.1):
+        self.gain = float(gain)
+
+    def reset(self, n: int) -> None:
+        pass
+
+    def act_on_state(self, infos: Sequence[dict], episodes: np.ndarray) -> np.ndarray:
+        return teacher_actions(infos) + self.gain * np.array([i["lateral_offset"] for i in infos], np.float64)
 
 
 class StraightPolicy:
@@ -142,7 +188,9 @@ class OnnxPolicy:
         return np.asarray(result["curvature"], np.float64).reshape(-1)
 
 
-POLICY_KINDS = ("teacher", "straight", "torch", "onnx")
+POLICY_KINDS = ("teacher", "straight", "noisy-teacher", "drifting-teacher", "torch", "onnx")
+BUILTIN_KINDS = ("teacher", "straight", "noisy-teacher", "drifting-teacher")
+"""Policies that need no file (the synthetic references are privileged, like the teacher)."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +217,10 @@ def make_policy(spec: PolicySpec) -> Policy | PrivilegedPolicy:
         return TeacherPolicy()
     if spec.kind == "straight":
         return StraightPolicy()
+    if spec.kind == "noisy-teacher":
+        return NoisyTeacher()
+    if spec.kind == "drifting-teacher":
+        return DriftingTeacher()
     if spec.kind == "torch":
         from models import load_model
 

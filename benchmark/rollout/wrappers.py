@@ -103,9 +103,10 @@ class Disturbance(Wrapper):
     """Separates the disturbance's random numbers from every other use of the episode seed."""
 
     def __init__(self, env: Any, seed: int, steering_std: float, steering_tau_s: float, gust_std_mps: float,
-                 gust_tau_s: float):
+                 gust_tau_s: float, stream: int = 0):
         super().__init__(env)
-        self.rng = np.random.default_rng([self.STREAM, int(seed)])
+        # stream 0 is every policy's sequence; stream k > 0 an independent one (the teacher's replica)
+        self.rng = np.random.default_rng([self.STREAM, int(seed)] + ([int(stream)] if stream else []))
         dt = 1.0 / float(env.config.policy_hz)
         self.dt = dt
         self.a_steer = float(np.exp(-dt / steering_tau_s)) if steering_tau_s > 0 else 0.0
@@ -126,3 +127,20 @@ class Disturbance(Wrapper):
         vehicle.position = vehicle.position + self.gust * self.dt * np.array([-np.sin(h), np.cos(h)])
         executed = np.asarray(action, np.float64).reshape(-1) + self.steer
         return self.env.step(executed.astype(np.float32))
+
+
+class TeacherDriven(Wrapper):
+    """The teacher drives, whatever the policy answers (evaluation mode `offpolicy`): each step
+    executes the teacher's label for the current state, so the policy is only queried, on the frames
+    of the teacher's own trajectory. Outside the Disturbance wrapper, so the teacher's action gets
+    the episode's disturbance exactly as in the teacher's own evaluation."""
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._label = float(info["teacher_action"])
+        return obs, info
+
+    def step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, info = self.env.step(np.array([self._label], np.float32))
+        self._label = float(info["teacher_action"])
+        return obs, reward, terminated, truncated, info
