@@ -69,6 +69,7 @@ __all__ = [
     "FAILURE_TYPES",
     "INTERVENTION_PENALTY_S",
     "GrowthExponent",
+    "RegretSlope",
     "aggregate",
     "autonomy",
     "bootstrap_ci",
@@ -88,7 +89,9 @@ __all__ = [
     "mean_cost_per_step",
     "mean_distance_between_failures",
     "pad_episodes",
+    "paired_regret",
     "per_episode_mean_abs",
+    "regret_slope",
     "survival",
     "teacher_disagreement",
     "tv_distance",
@@ -975,3 +978,123 @@ def aggregate(
     x = _values_1d(values)
     mean, low, high = bootstrap_ci(x, np.mean, n_boot, alpha, rng=rng)
     return {"mean": mean, "ci_low": low, "ci_high": high, "iqm": iqm(x), "n": int(x.size)}
+
+
+# ------------------------------------------------------------------------------------------------
+# 11. Protocol steerbench-v2
+#
+# v2 reports the learner relative to the teacher on the same start states (paired episodes), the
+# per-step mistake rate and its trend, recoverable excursions, route completion and normalised
+# scores. v1's numbers above are unchanged.
+# ------------------------------------------------------------------------------------------------
+
+# 11.1 Paired regret and its growth exponent
+
+
+def paired_regret(learner_costs: ArrayLike, teacher_costs: ArrayLike) -> FloatArray:
+    """Cumulative paired regret ``dJ(T) = J_l(T) - J_t(T)`` for ``T = 0 .. H``.
+
+    ``dJ(T) = sum_{t<T} mean_{e in P_t} (c_l[e, t] - c_t[e, t])``, ``P_t = {e: both c_l[e, t] and c_t[e, t] not NaN}``
+
+    Row ``e`` of both matrices is the same episode (same track and seed) driven by the learner and by
+    the teacher, both ``(E, H)`` from :func:`cost_matrix` with the same ``d_max`` and horizon. Each
+    step averages over the pairs recorded on both sides, so a step truncated on one side only drops
+    the pair rather than comparing different sets of episodes; with the same NaN pattern on both
+    sides (the usual case: failures are absorbing, truncation at the same ``max_steps``) this is
+    exactly ``cumulative_cost(c_l) - cumulative_cost(c_t)``. ``dJ(0) = 0``; ``dJ(T)`` is NaN from the
+    first step without a pair on. Negative when the learner beats the teacher (lower cost); ``|dJ(T)| <= T``.
+
+    Returns:
+        1-D array of shape ``(H + 1,)``, ``dJ(T)`` at ``T = 0 .. H``. ``ValueError`` for no episodes,
+        costs outside [0, 1] or matrices of different shapes.
+    """
+    cl, ct = _cost_array(learner_costs), _cost_array(teacher_costs)
+    if cl.shape != ct.shape:
+        raise ValueError(
+            f"paired_regret: learner costs {cl.shape} and teacher costs {ct.shape} must have the same shape "
+            "(row e of both is the same episode)"
+        )
+    diff = cl - ct  # NaN unless both sides have the step
+    valid = ~np.isnan(diff)
+    n = valid.sum(axis=0)
+    per_step = np.where(n > 0, np.where(valid, diff, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    return np.concatenate([[0.0], np.cumsum(per_step)])
+
+
+@dataclass(frozen=True)
+class RegretSlope:
+    """Log-log slope of the paired regret over a window of horizons (:func:`regret_slope`)."""
+
+    slope: float
+    """Least-squares slope of log dJ(T) on log T (NaN with fewer than 2 usable points)."""
+    t_lo: int
+    """First horizon of the window (``t_min``)."""
+    t_hi: int
+    """Last horizon of the window: the last T with S(T) >= min_survival (-1 if none). Empty if t_hi < t_lo."""
+    n_points: int
+    """Number of horizons that entered the fit (those of the grid with dJ(T) > 0)."""
+
+
+def _check_fraction(value: float, name: str) -> float:
+    if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _geometric_grid(lo: int, hi: int, points: int) -> IntArray:
+    """``points`` geometrically spaced integers from lo to hi (both included, 1 <= lo <= hi), deduplicated."""
+    return np.unique(np.rint(np.geomspace(lo, hi, points)).astype(np.int64))
+
+
+def regret_slope(
+    regret: ArrayLike, survival_curve: ArrayLike, t_min: int = 30, min_survival: float = 0.5, points: int = 12
+) -> RegretSlope:
+    """Growth exponent of the paired regret: the slope b of ``log dJ(T) = a + b log T`` over a window.
+
+    Window: ``T in [t_min, t_hi]``, ``t_hi = max{T: S(T) >= min_survival}``, the last horizon at which
+    at least ``min_survival`` of the learner's episodes are still alive. Fit: least squares (as
+    :func:`log_log_slope`) at ``points`` geometrically spaced integer T from ``t_min`` to ``t_hi``
+    (rounded, duplicates dropped), leaving out T with ``dJ(T) <= 0`` or NaN (log undefined; the learner
+    is at least as good as the teacher there).
+
+    Theory: a learner whose mistakes compound (each one shifts it to states where it errs more, the
+    behaviour-cloning regime of Ross & Bagnell) has ``dJ(T) ~ eps T^2``, slope ~ 2; a learner with
+    independent mistakes it recovers from has ``dJ(T) ~ eps T``, slope ~ 1. The survival cut keeps
+    the fit out of the saturated regime: a failed episode costs 1 per step, so once most episodes
+    have failed dJ grows linearly whatever the learner (see :func:`growth_exponent`).
+
+    Args:
+        regret: ``dJ(T)`` for ``T = 0 .. H``, shape ``(H + 1,)`` from :func:`paired_regret`.
+        survival_curve: the learner's ``S(T)`` for ``T = 0 .. H``, the same shape ``(H + 1,)`` indexed
+            by T like ``regret``: ``survival(failure_steps, np.arange(H + 1))`` (a Kaplan-Meier curve
+            evaluated at those T works too). NaN counts as below ``min_survival``.
+        t_min: first horizon of the window, >= 1.
+        min_survival: survival threshold in [0, 1] that ends the window.
+        points: grid size, >= 2.
+
+    Returns:
+        :class:`RegretSlope`; slope NaN when the window is empty (``t_hi < t_min``, e.g. S drops below
+        ``min_survival`` before ``t_min`` or H < t_min) or fewer than 2 grid points have ``dJ > 0``.
+    """
+    r = np.asarray(regret, dtype=np.float64)
+    s = np.asarray(survival_curve, dtype=np.float64)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"regret must be a non-empty 1-D array dJ(T) for T = 0..H, got shape {r.shape}")
+    if s.shape != r.shape:
+        raise ValueError(
+            f"survival_curve has shape {s.shape}, regret {r.shape}: both must be (H + 1,), indexed by T = 0..H "
+            "(survival(failure_steps, np.arange(H + 1)))"
+        )
+    t_min = _check_count(t_min, "t_min", minimum=1)
+    min_survival = _check_fraction(min_survival, "min_survival")
+    points = _check_count(points, "points", minimum=2)
+    alive_enough = np.flatnonzero(s >= min_survival)  # NaN compares False
+    t_hi = int(alive_enough[-1]) if alive_enough.size else -1
+    if t_hi < t_min:
+        return RegretSlope(slope=float("nan"), t_lo=t_min, t_hi=t_hi, n_points=0)
+    grid = _geometric_grid(t_min, t_hi, points)
+    values = r[grid]
+    keep = np.isfinite(values) & (values > 0)
+    n = int(keep.sum())
+    slope = log_log_slope(grid[keep], values[keep]) if n >= 2 else float("nan")
+    return RegretSlope(slope=slope, t_lo=t_min, t_hi=t_hi, n_points=n)
