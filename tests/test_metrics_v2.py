@@ -121,3 +121,113 @@ def test_regret_slope_empty_window_and_errors():
         m.regret_slope(t, np.ones(101), points=1)
     with pytest.raises(ValueError, match="1-D"):
         m.regret_slope([], [])
+
+
+# ------------------------------------------------------------------------------------------------
+# 11.2 Mistake rate and covariate shift
+# ------------------------------------------------------------------------------------------------
+
+# ep0: no failure, 4 steps; ep1: fails at step 2 (3 recorded steps); ep2: truncated after 2 steps
+ACTIONS = [[0.0, 0.1, 0.3, 0.0], [0.2, 0.0, 0.5], [0.0, 0.4]]
+LABELS = [[0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0]]
+MISTAKE_FAILURES = [-1, 2, None]
+
+
+def test_mistake_rate_hand_computed():
+    # |a - a*| > 0.15: ep0 (F, F, T, F); ep1 (T, F, [T at the failure step: left out]); ep2 (F, T)
+    # alive: t0 {0, 1, 2}, t1 {0, 1, 2}, t2 {0} (ep1 failed there, ep2 ended), t3 {0}
+    # eps = 1/3, 1/3, 1/1, 0/1
+    eps = m.mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15)
+    np.testing.assert_allclose(eps, [1 / 3, 1 / 3, 1.0, 0.0])
+    # pooled: k = 1 (ep0 t2) + 1 (ep1 t0) + 1 (ep2 t1) = 3 over n = 4 + 2 + 2 = 8 alive steps
+    assert m.pooled_mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15) == (3, 8)
+    # the threshold is strict: ep0 t1 has |0.1 - 0| = 0.1, not > 0.1, so tau = 0.1 still gives 3; tau = 0.05 adds it
+    assert m.pooled_mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.1) == (3, 8)
+    assert m.pooled_mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.05) == (4, 8)
+    # horizon cuts or pads with NaN (no episode alive)
+    np.testing.assert_allclose(m.mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15, horizon=2), [1 / 3, 1 / 3])
+    np.testing.assert_array_equal(
+        np.isnan(m.mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15, horizon=6)), [0, 0, 0, 0, 1, 1]
+    )
+    assert m.pooled_mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15, horizon=1) == (1, 3)
+
+
+def test_mistake_rate_edge_cases():
+    # all fail at step 0: no step is alive
+    eps = m.mistake_rate([[0.5], [0.5]], [[0.0], [0.0]], [0, 0], 0.1, horizon=3)
+    np.testing.assert_array_equal(eps, [NAN, NAN, NAN])
+    assert m.pooled_mistake_rate([[0.5], [0.5]], [[0.0], [0.0]], [0, 0], 0.1) == (0, 0)
+    # no failures: every recorded step counts; a missing step inside an episode is left out
+    eps = m.mistake_rate([[0.3, NAN, 0.3], [0.0, 0.0, 0.0]], [[0.0, NAN, 0.0], [0.0, 0.0, 0.0]], [-1, -1], 0.1)
+    np.testing.assert_allclose(eps, [0.5, 0.0, 0.5])
+    # the learner equals the teacher: no mistakes
+    np.testing.assert_array_equal(m.mistake_rate(ACTIONS, ACTIONS, MISTAKE_FAILURES, 0.0), [0.0] * 4)
+    # (T, 1) actions like the env's Box(1,)
+    eps = m.mistake_rate([np.array([[0.3], [0.0]])], [np.array([[0.0], [0.0]])], [None], 0.1)
+    np.testing.assert_allclose(eps, [1.0, 0.0])
+
+
+def test_mistake_rate_rejects_bad_input():
+    with pytest.raises(ValueError, match="same episode lengths"):
+        m.mistake_rate([[0.1, 0.2]], [[0.1]], [-1], 0.1)
+    with pytest.raises(ValueError, match="teacher-action episodes"):
+        m.mistake_rate([[0.1]], [[0.1], [0.2]], [-1], 0.1)
+    with pytest.raises(ValueError, match="should have 2 recorded steps"):
+        m.mistake_rate([[0.1, 0.2, 0.3]], [[0.1, 0.2, 0.3]], [1], 0.1)
+    with pytest.raises(ValueError, match="entries for"):
+        m.pooled_mistake_rate([[0.1]], [[0.1]], [-1, -1], 0.1)
+    with pytest.raises(ValueError, match="tau"):
+        m.mistake_rate([[0.1]], [[0.1]], [-1], -0.1)
+    with pytest.raises(ValueError, match="no episodes"):
+        m.pooled_mistake_rate([], [], [], 0.1)
+
+
+def test_mistake_rate_slope_hand_computed():
+    # points=2 from t=10 to the last finite step 100: (0.3 - 0.1) / (log10 100 - log10 10) = 0.2 per decade
+    eps = np.full(101, 0.2)
+    eps[10], eps[100] = 0.1, 0.3
+    assert m.mistake_rate_slope(eps, points=2) == pytest.approx(0.2)
+    # grid geomspace(1, 4, 3) = 1, 2, 4; eps_2 is NaN and dropped: (0.3 - 0.1) / log10 4
+    assert m.mistake_rate_slope([NAN, 0.1, NAN, 0.2, 0.3], t_min=1, points=3) == pytest.approx(0.2 / math.log10(4))
+
+
+def test_mistake_rate_slope_flat_and_rising():
+    t = np.arange(1000, dtype=float)
+    with np.errstate(divide="ignore"):
+        rising = 0.1 + 0.05 * np.log10(t)  # eps_0 = -inf is below t_min anyway
+    assert m.mistake_rate_slope(rising) == pytest.approx(0.05)
+    assert m.mistake_rate_slope(np.full(1000, 0.07)) == pytest.approx(0.0, abs=1e-12)
+    # no episode alive after t = 300 (NaN tail): the grid ends at 300, same slope
+    tail = rising.copy()
+    tail[301:] = NAN
+    assert m.mistake_rate_slope(tail) == pytest.approx(0.05)
+
+
+def test_mistake_rate_slope_edge_cases():
+    assert math.isnan(m.mistake_rate_slope(np.full(50, NAN)))
+    assert math.isnan(m.mistake_rate_slope([0.1] * 10))  # no finite step >= t_min = 10
+    assert math.isnan(m.mistake_rate_slope([0.1] * 11))  # only t = 10: one point
+    assert math.isnan(m.mistake_rate_slope([]))
+    with pytest.raises(ValueError, match="t_min"):
+        m.mistake_rate_slope([0.1, 0.2], t_min=0)
+    with pytest.raises(ValueError, match="1-D"):
+        m.mistake_rate_slope([[0.1, 0.2]])
+    with pytest.raises(ValueError, match="points"):
+        m.mistake_rate_slope([0.1] * 20, points=1)
+
+
+def test_covariate_shift_ratio():
+    assert m.covariate_shift_ratio(0.3, 0.1) == pytest.approx(3.0)  # behaviour-cloning-like
+    assert m.covariate_shift_ratio(0.1, 0.1) == 1.0  # DAgger-like
+    assert m.covariate_shift_ratio(0.0, 0.2) == 0.0
+    assert m.covariate_shift_ratio(0.2, 0.0) == math.inf  # eps_off = 0 < eps_on
+    assert math.isnan(m.covariate_shift_ratio(0.0, 0.0))
+    assert math.isnan(m.covariate_shift_ratio(NAN, 0.1))
+    assert math.isnan(m.covariate_shift_ratio(0.1, NAN))
+    # from pooled counts: on 3/8, off 1/8 -> 3
+    k_on, n_on = m.pooled_mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15)
+    assert m.covariate_shift_ratio(k_on / n_on, 1 / 8) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match=">= 0"):
+        m.covariate_shift_ratio(-0.1, 0.1)
+    with pytest.raises(ValueError, match="finite"):
+        m.covariate_shift_ratio(math.inf, 0.1)

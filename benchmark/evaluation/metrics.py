@@ -56,6 +56,7 @@ outcome when tabulating results.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -74,6 +75,7 @@ __all__ = [
     "autonomy",
     "bootstrap_ci",
     "cost_matrix",
+    "covariate_shift_ratio",
     "crash_rate",
     "crash_rate_by_type",
     "cumulative_cost",
@@ -88,9 +90,12 @@ __all__ = [
     "mean_abs_over_steps",
     "mean_cost_per_step",
     "mean_distance_between_failures",
+    "mistake_rate",
+    "mistake_rate_slope",
     "pad_episodes",
     "paired_regret",
     "per_episode_mean_abs",
+    "pooled_mistake_rate",
     "regret_slope",
     "survival",
     "teacher_disagreement",
@@ -1098,3 +1103,153 @@ def regret_slope(
     n = int(keep.sum())
     slope = log_log_slope(grid[keep], values[keep]) if n >= 2 else float("nan")
     return RegretSlope(slope=slope, t_lo=t_min, t_hi=t_hi, n_points=n)
+
+
+# 11.2 Mistake rate and covariate shift
+
+
+def _alive(values: FloatArray, f: IntArray) -> NDArray[np.bool_]:
+    """Recorded (not NaN) and before the failure step: ``t < f_e``, or any recorded t without failure."""
+    t = np.arange(values.shape[1])
+    return ~np.isnan(values) & ((f[:, None] < 0) | (t[None, :] < f[:, None]))
+
+
+def _mistakes(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    horizon: int | None,
+    name: str,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(mistake, alive)`` boolean (E, H) arrays: alive steps, and alive steps with |a - a*| > tau."""
+    a, b = _episodes(actions, name), _episodes(teacher_actions, name)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{name}: {a.shape[0]} action episodes but {b.shape[0]} teacher-action episodes")
+    width = max(a.shape[1], b.shape[1])
+    a, b = _fit_width(a, width), _fit_width(b, width)
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        raise ValueError(f"{name}: actions and teacher_actions must have the same episode lengths (same NaN pattern)")
+    f = _failure_array(failure_steps, a.shape[0])
+    _check_failures_recorded(f, episode_lengths(a), name)
+    if not (np.isfinite(tau) and tau >= 0):
+        raise ValueError(f"{name}: tau must be a finite number >= 0, got {tau}")
+    h = width if horizon is None else _check_count(horizon, "horizon")
+    a, b = _fit_width(a, h), _fit_width(b, h)
+    alive = _alive(a, f)
+    with np.errstate(invalid="ignore"):
+        mistake = alive & (np.abs(a - b) > tau)
+    return mistake, alive
+
+
+def mistake_rate(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    *,
+    horizon: int | None = None,
+) -> FloatArray:
+    """Per-step mistake rate ``eps_t``: the fraction of alive episodes whose action is off by more than tau.
+
+    ``eps_t = #{e alive at t: |a[e, t] - a*[e, t]| > tau} / #{e alive at t}``
+
+    Alive at t: step t recorded and ``t < f_e`` (or no failure). The failure step itself is left out:
+    the state there is already off the road or in a collision, so its action says nothing about the
+    policy's per-step error (the failure is counted by the survival metrics). ``a*`` is the teacher's
+    label for the state the learner visited (as in :func:`teacher_disagreement`).
+
+    Args:
+        actions, teacher_actions: learner commands and teacher labels (1/m), the same episodes and
+            lengths (same NaN pattern).
+        failure_steps: per-episode failure step, -1 / None / NaN for none; a failed episode has
+            ``f_e + 1`` recorded steps.
+        tau: mistake threshold on ``|a - a*|`` (1/m), >= 0; strictly greater counts.
+        horizon: number of steps H to return; default the longest episode.
+
+    Returns:
+        Shape ``(H,)``; NaN at steps where no episode is alive.
+    """
+    mistake, alive = _mistakes(actions, teacher_actions, failure_steps, tau, horizon, "mistake_rate")
+    n = alive.sum(axis=0)
+    return np.where(n > 0, mistake.sum(axis=0) / np.maximum(n, 1), np.nan)
+
+
+def mistake_rate_slope(eps: ArrayLike, t_min: int = 10, points: int = 12) -> float:
+    """Trend of the mistake rate: the OLS slope of ``eps_t`` on ``log10 t`` (change per decade of t).
+
+    ``slope = sum_i (x_i - mean x)(eps_i - mean eps) / sum_i (x_i - mean x)^2``, ``x_i = log10 t_i``
+
+    over ``points`` geometrically spaced integer steps ``t_i`` from ``t_min`` to the last step with a
+    finite ``eps_t`` (rounded, duplicates dropped, NaN steps left out). Flat (~0): the learner errs as
+    often late in an episode as early (DAgger-like, trained on its own states); rising (> 0): its
+    states drift away from the training distribution and it errs more and more (behaviour cloning).
+
+    Why log10 t and not t: horizons span decades (10 .. 3000 steps). Against t, the fit would be
+    dominated by the last decade, where few episodes are still alive and ``eps_t`` is noisiest (and
+    biased towards the survivors); against log10 t on a geometric grid the points are evenly spaced,
+    each decade weighs the same, and the slope reads as "rate change per tenfold horizon".
+
+    Args:
+        eps: per-step ``eps_t`` from :func:`mistake_rate`, indexed by step t = 0 .. H-1.
+        t_min: first step, >= 1 (log10 0 is undefined).
+        points: grid size, >= 2.
+
+    Returns:
+        The slope (fraction per decade); NaN with fewer than 2 finite grid points.
+    """
+    e = np.asarray(eps, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"eps must be 1-D (one value per step), got shape {e.shape}")
+    t_min = _check_count(t_min, "t_min", minimum=1)
+    points = _check_count(points, "points", minimum=2)
+    finite_t = np.flatnonzero(np.isfinite(e))
+    finite_t = finite_t[finite_t >= t_min]
+    if finite_t.size < 2:
+        return float("nan")
+    grid = _geometric_grid(t_min, int(finite_t[-1]), points)
+    keep = np.isfinite(e[grid])
+    x = np.log10(grid.astype(np.float64))
+    return float(_masked_slopes(x, np.where(keep, e[grid], 0.0)[None, :], keep[None, :])[0])
+
+
+def pooled_mistake_rate(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    *,
+    horizon: int | None = None,
+) -> tuple[int, int]:
+    """Mistakes pooled over every alive step of every episode: ``(k, n)``.
+
+    ``k = #{(e, t) alive: |a[e, t] - a*[e, t]| > tau}``, ``n = #{(e, t) alive}``, alive as in
+    :func:`mistake_rate`. ``k / n`` is the pooled rate (longer episodes weigh more);
+    ``statistics.wilson_interval(k, n)`` puts an interval on it (approximate: steps of one episode
+    are correlated, so the interval is too narrow; use :func:`bootstrap_ci` over episodes for an
+    honest one). ``n = 0`` when no step is alive.
+    """
+    mistake, alive = _mistakes(actions, teacher_actions, failure_steps, tau, horizon, "pooled_mistake_rate")
+    return int(mistake.sum()), int(alive.sum())
+
+
+def covariate_shift_ratio(eps_on: float, eps_off: float) -> float:
+    """Covariate-shift ratio ``eps_on / eps_off``: how much more the learner errs on its own states.
+
+    ``eps_off``: the learner's mistake rate on the teacher's own trajectories (the learner queried
+    on the frames the teacher saw, its action not executed); ``eps_on``: the same rate on its own
+    rollouts (:func:`mistake_rate` / :func:`pooled_mistake_rate` with the same tau). Theory: >> 1 for
+    behaviour cloning (it was trained on the teacher's state distribution only and compounds its
+    errors on its own), ~ 1 for DAgger (trained on its own state distribution).
+
+    Edge cases: ``inf`` if ``eps_off == 0 < eps_on``; NaN if both are 0 or either is NaN.
+    ``ValueError`` for negative or infinite rates.
+    """
+    on, off = float(eps_on), float(eps_off)
+    if math.isnan(on) or math.isnan(off):
+        return float("nan")
+    if on < 0 or off < 0 or math.isinf(on) or math.isinf(off):
+        raise ValueError(f"mistake rates must be finite and >= 0, got eps_on={on}, eps_off={off}")
+    if off == 0.0:
+        return float("inf") if on > 0 else float("nan")
+    return on / off
