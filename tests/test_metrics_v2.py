@@ -231,3 +231,162 @@ def test_covariate_shift_ratio():
         m.covariate_shift_ratio(-0.1, 0.1)
     with pytest.raises(ValueError, match="finite"):
         m.covariate_shift_ratio(math.inf, 0.1)
+
+
+# ------------------------------------------------------------------------------------------------
+# 11.3 Excursions
+# ------------------------------------------------------------------------------------------------
+
+EXCURSION_OFFSETS = [
+    [0.0, 0.6, 0.4, 0.3, 0.2, 0.7, -0.8, 0.1],  # A, no failure: onset t1, recovered t4, onset t5, recovered t7
+    [0.6, 0.1, 0.9, 1.5],  # B, fails at 3: onset t0 (starts outside), recovered t1, onset t2, failed at t3
+    [0.0, -0.55, 0.3],  # C, truncated: onset t1, still open (0.3 > 0.25) at its end -> censored
+    [0.0, 0.1],  # D, fails at 1 on the centre line (a collision): no excursion at all
+    [0.6, 0.3, 0.1],  # E, fails at 2: onset t0; |d_2| < 0.25 at the failure step is no recovery -> failed
+]
+EXCURSION_FAILURES = [-1, 3, None, 1, 2]
+EXCURSION_DISTANCES = [800.0, 300.0, 200.0, 100.0, 100.0]
+
+
+def _excursions_reference(d, f, onset_m, recover_m):
+    """Step-by-step state machine, the plain reading of the definition."""
+    counts = {"onsets": 0, "recovered": 0, "failed": 0, "censored": 0}
+    for row, fe in zip(d, f, strict=True):
+        inside = False
+        for t, x in enumerate(row):
+            if np.isnan(x):
+                continue
+            if not inside and abs(x) > onset_m:
+                inside = True
+                counts["onsets"] += 1
+            elif inside and abs(x) < recover_m and t != fe:
+                inside = False
+                counts["recovered"] += 1
+        if inside:
+            counts["failed" if fe >= 0 else "censored"] += 1
+    return counts["onsets"], counts["recovered"], counts["failed"], counts["censored"]
+
+
+def test_excursions_hand_computed():
+    x = m.excursions(EXCURSION_OFFSETS, EXCURSION_FAILURES, EXCURSION_DISTANCES)
+    # onsets 2 + 2 + 1 + 0 + 1 = 6; recovered 2 (A) + 1 (B) = 3; failed 1 (B) + 1 (E) = 2; censored 1 (C)
+    assert (x.onsets, x.recovered, x.failed, x.censored) == (6, 3, 2, 1)
+    # 1500 m = 1.5 km: 6 / 1.5 = 4 onsets per km; recovery 3 / (3 + 2) = 0.6
+    assert x.km == pytest.approx(1.5)
+    assert x.onset_rate_per_km == pytest.approx(4.0)
+    assert x.recovery_probability == pytest.approx(0.6)
+    # the padded representation gives the same
+    assert m.excursions(m.pad_episodes(EXCURSION_OFFSETS), EXCURSION_FAILURES, EXCURSION_DISTANCES) == x
+
+
+def test_excursions_hysteresis_and_thresholds():
+    # wobbling around the onset threshold is one excursion, not three: it never comes back below 0.25
+    x = m.excursions([[0.55, 0.45, 0.55, 0.45, 0.55]], [-1], [50.0])
+    assert (x.onsets, x.recovered, x.censored) == (1, 0, 1)
+    assert math.isnan(x.recovery_probability)  # only a censored excursion: 0 / 0
+    # |d| = onset_m is not an onset (strictly greater); a missing step keeps the state
+    x = m.excursions([[0.5, 0.0], [0.6, NAN, 0.1]], [-1, -1], [10.0, 10.0])
+    assert (x.onsets, x.recovered, x.failed, x.censored) == (1, 1, 0, 0)
+    # other thresholds: onset 1.0, recover 0.5 -> only B's 1.5 at its failure step starts one
+    x = m.excursions(EXCURSION_OFFSETS, EXCURSION_FAILURES, EXCURSION_DISTANCES, onset_m=1.0, recover_m=0.5)
+    assert (x.onsets, x.recovered, x.failed, x.censored) == (1, 0, 1, 0)
+    assert x.recovery_probability == 0.0
+
+
+def test_excursions_edge_cases():
+    # no failures, on the centre line: nothing
+    x = m.excursions([[0.0, 0.1], [0.2]], [-1, None], [100.0, 100.0])
+    assert (x.onsets, x.recovered, x.failed, x.censored, x.onset_rate_per_km) == (0, 0, 0, 0, 0.0)
+    assert math.isnan(x.recovery_probability)
+    # all fail at step 0 off the road: each is an onset at t = 0 that fails; no distance -> NaN rate
+    x = m.excursions([[1.2], [-1.5]], [0, 0], [0.0, 0.0])
+    assert (x.onsets, x.failed, x.recovery_probability) == (2, 2, 0.0)
+    assert x.km == 0.0 and math.isnan(x.onset_rate_per_km)
+    # all fail at step 0 on the centre line: no excursion
+    assert m.excursions([[0.0], [0.1]], [0, 0], [1.0, 1.0]).onsets == 0
+
+
+def test_excursions_match_the_step_by_step_definition():
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        n_ep = int(rng.integers(1, 6))
+        lengths = rng.integers(1, 40, n_ep)
+        failed = rng.random(n_ep) < 0.5
+        d = [np.cumsum(rng.normal(0, 0.2, n)) for n in lengths]
+        for row in d:
+            row[rng.random(row.size) < 0.1] = NAN
+            row[-1] = 0.0 if np.isnan(row[-1]) else row[-1]  # keep the recorded length
+        f = np.where(failed, lengths - 1, -1)
+        x = m.excursions(d, f, np.full(n_ep, 10.0))
+        assert x.onsets == x.recovered + x.failed + x.censored
+        expected = _excursions_reference(m.pad_episodes(d), f, 0.5, 0.25)
+        assert (x.onsets, x.recovered, x.failed, x.censored) == expected
+
+
+def test_excursions_reject_bad_input():
+    with pytest.raises(ValueError, match="one entry per episode"):
+        m.excursions([[0.0]], [-1], [1.0, 2.0])
+    with pytest.raises(ValueError, match="distances_m"):
+        m.excursions([[0.0]], [-1], [-1.0])
+    with pytest.raises(ValueError, match="recover_m"):
+        m.excursions([[0.0]], [-1], [1.0], onset_m=0.5, recover_m=0.6)
+    with pytest.raises(ValueError, match="recover_m"):
+        m.excursions([[0.0]], [-1], [1.0], recover_m=0.0)
+    with pytest.raises(ValueError, match="onset_m"):
+        m.excursions([[0.0]], [-1], [1.0], onset_m=-1.0)
+    with pytest.raises(ValueError, match="should have 2 recorded steps"):
+        m.excursions([[0.0, 0.0, 0.0]], [1], [1.0])
+    with pytest.raises(ValueError, match="no episodes"):
+        m.excursions([], [], [])
+
+
+# ------------------------------------------------------------------------------------------------
+# 11.4 Route completion and normalised scores
+# ------------------------------------------------------------------------------------------------
+
+
+def test_route_completion_hand_computed():
+    failures, lengths = [-1, 4, None, 0], [100, 5, 60, 1]
+    # completed steps: 100 (no failure), 4 (steps 0..3 before failing at 4), 60 (truncated), 0 (failed at 0)
+    np.testing.assert_allclose(m.route_completion(failures, lengths, 100), [1.0, 0.04, 0.6, 0.0])
+    # per-episode intended steps (open roads of different lengths); 60 / 50 is clipped to 1
+    np.testing.assert_allclose(m.route_completion(failures, lengths, [100, 10, 50, 10]), [1.0, 0.4, 1.0, 0.0])
+    # works with episode_lengths of the recorded offsets
+    d = [[0.0] * 3, [0.0] * 2]
+    np.testing.assert_allclose(m.route_completion([-1, 1], m.episode_lengths(d), 4), [0.75, 0.25])
+
+
+def test_route_completion_edge_cases_and_errors():
+    np.testing.assert_array_equal(m.route_completion([0, 0], [1, 1], 3000), [0.0, 0.0])  # all fail at t=0
+    np.testing.assert_array_equal(m.route_completion([-1, -1], [3000, 3000], 3000), [1.0, 1.0])  # no failures
+    with pytest.raises(ValueError, match="should have 5 recorded steps"):
+        m.route_completion([4], [4], 100)  # failure steps are 0-based
+    with pytest.raises(ValueError, match="intended_steps"):
+        m.route_completion([-1], [10], 0)
+    with pytest.raises(ValueError, match="intended_steps"):
+        m.route_completion([-1, -1], [10, 10], [10, 10, 10])
+    with pytest.raises(ValueError, match="lengths"):
+        m.route_completion([-1, -1], [10], 10)
+    with pytest.raises(ValueError, match="non-negative integers"):
+        m.route_completion([-1], [2.5], 10)
+    with pytest.raises(ValueError, match="no episodes"):
+        m.route_completion([], [], 10)
+
+
+def test_normalised_score():
+    assert m.normalised_score(0.5, 0.0, 1.0) == 0.5
+    # a lower-is-better metric (crash rate): (0.3 - 0.9) / (0.1 - 0.9) = -0.6 / -0.8 = 0.75
+    assert m.normalised_score(0.3, 0.9, 0.1) == pytest.approx(0.75)
+    assert m.normalised_score(1.0, 0.9, 0.1) == pytest.approx(-0.125)  # worse than straight ahead
+    assert m.normalised_score(0.05, 0.9, 0.1) == pytest.approx(1.0625)  # better than the teacher
+    assert math.isnan(m.normalised_score(0.5, 0.2, 0.2))  # no scale
+    assert math.isnan(m.normalised_score(500.0, 100.0, math.inf))  # the teacher never failed: MDBF = inf
+    assert math.isnan(m.normalised_score(NAN, 0.0, 1.0))
+    assert m.normalised_score(math.inf, 100.0, 1000.0) == math.inf
+
+
+def test_normalised_score_of_the_references():
+    rng = np.random.default_rng(0)
+    for straight, teacher in rng.normal(size=(50, 2)):
+        assert m.normalised_score(teacher, straight, teacher) == pytest.approx(1.0)
+        assert m.normalised_score(straight, straight, teacher) == 0.0

@@ -69,6 +69,7 @@ __all__ = [
     "DEFAULT_PSI_EDGES",
     "FAILURE_TYPES",
     "INTERVENTION_PENALTY_S",
+    "Excursions",
     "GrowthExponent",
     "RegretSlope",
     "aggregate",
@@ -82,6 +83,7 @@ __all__ = [
     "drift_tv",
     "drift_tv_1d",
     "episode_lengths",
+    "excursions",
     "growth_exponent",
     "iqm",
     "log_log_slope",
@@ -92,11 +94,13 @@ __all__ = [
     "mean_distance_between_failures",
     "mistake_rate",
     "mistake_rate_slope",
+    "normalised_score",
     "pad_episodes",
     "paired_regret",
     "per_episode_mean_abs",
     "pooled_mistake_rate",
     "regret_slope",
+    "route_completion",
     "survival",
     "teacher_disagreement",
     "tv_distance",
@@ -1253,3 +1257,162 @@ def covariate_shift_ratio(eps_on: float, eps_off: float) -> float:
     if off == 0.0:
         return float("inf") if on > 0 else float("nan")
     return on / off
+
+
+# 11.3 Excursions
+
+
+@dataclass(frozen=True)
+class Excursions:
+    """Excursions from the lane centre, pooled over episodes (:func:`excursions`).
+
+    Every excursion ends exactly one way: ``onsets = recovered + failed + censored``.
+    """
+
+    onsets: int
+    """Number of excursions (steps where |d| first exceeds onset_m)."""
+    recovered: int
+    """Excursions that came back below recover_m before any failure."""
+    failed: int
+    """Excursions during which the episode failed."""
+    censored: int
+    """Excursions still open when the episode ended without failure (outcome unknown)."""
+    km: float
+    """Distance driven, ``sum(distances_m) / 1000``."""
+    onset_rate_per_km: float
+    """``onsets / km``; NaN if km = 0."""
+    recovery_probability: float
+    """``recovered / (recovered + failed)``; censored excursions are left out; NaN if 0/0."""
+
+
+def excursions(
+    lateral_offsets: EpisodeData,
+    failure_steps: FailureSteps,
+    distances_m: ArrayLike,
+    onset_m: float = 0.5,
+    recover_m: float = 0.25,
+) -> Excursions:
+    """Count excursions (|d| > onset_m) and how they end: recovered, failed or censored.
+
+    Per episode, a two-threshold (hysteresis) state machine over the recorded steps: outside an
+    excursion, ``|d_t| > onset_m`` starts one at t; inside, ``|d_t| < recover_m`` ends it as
+    *recovered*; after a recovery a new onset needs ``|d| > onset_m`` again (so noise around one
+    threshold does not count many excursions). An episode starts outside: one that starts with
+    ``|d_0| > onset_m`` counts an onset at t = 0. An excursion open at the end of the episode is
+    *failed* if the episode failed, else *censored* (truncated while outside). At the failure step
+    ``f_e`` an onset can still happen (an off-road failure usually is one) but no recovery: the
+    episode ends there in failure. A failure outside an excursion (a collision near the centre line)
+    is not an excursion failure. Missing (NaN) steps leave the state unchanged.
+
+    ``onset_rate_per_km = onsets / (sum_e dist_e / 1000)``, ``recovery_probability = recovered /
+    (recovered + failed)``.
+
+    Args:
+        lateral_offsets: per-episode ``d_t`` (m).
+        failure_steps: per-episode failure step, -1 / None / NaN for none; a failed episode has
+            ``f_e + 1`` recorded steps.
+        distances_m: per-episode distance driven (m), 1-D, finite, >= 0.
+        onset_m: onset threshold on ``|d|`` (m), > 0.
+        recover_m: recovery threshold (m), ``0 < recover_m <= onset_m``.
+
+    Returns:
+        :class:`Excursions` with the pooled counts. ``ValueError`` for no episodes or invalid input.
+    """
+    d = _episodes(lateral_offsets, "excursions")
+    n_ep, width = d.shape
+    f = _failure_array(failure_steps, n_ep)
+    _check_failures_recorded(f, episode_lengths(d), "excursions")
+    dist = np.asarray(distances_m, dtype=np.float64)
+    if dist.ndim != 1 or dist.size != n_ep:
+        raise ValueError(f"distances_m must be 1-D with one entry per episode ({n_ep}), got shape {dist.shape}")
+    if not np.all(np.isfinite(dist)) or np.any(dist < 0):
+        raise ValueError("distances_m must be finite and >= 0")
+    if not (np.isfinite(onset_m) and onset_m > 0):
+        raise ValueError(f"onset_m must be a positive number, got {onset_m}")
+    if not (np.isfinite(recover_m) and 0 < recover_m <= onset_m):
+        raise ValueError(f"recover_m must be in (0, onset_m = {onset_m}], got {recover_m}")
+
+    # event +1: enter (or stay in) an excursion; -1: recover; 0: keep the state (between the thresholds, NaN)
+    ad = np.abs(d)
+    event = np.zeros((n_ep, width), dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        event[ad > onset_m] = 1
+        event[ad < recover_m] = -1
+    failed_rows = np.flatnonzero(f >= 0)
+    event[failed_rows, f[failed_rows]] = np.maximum(event[failed_rows, f[failed_rows]], 0)  # no recovery at f
+    # the state after step t is set by the last non-zero event up to t (outside before the first one)
+    last = np.maximum.accumulate(np.where(event != 0, np.arange(width)[None, :], -1), axis=1)
+    inside = (last >= 0) & (np.take_along_axis(event, np.maximum(last, 0), axis=1) > 0)
+    before = np.concatenate([np.zeros((n_ep, 1), dtype=bool), inside[:, :-1]], axis=1)
+    onsets = int((inside & ~before).sum())
+    recovered = int((before & ~inside).sum())
+    open_at_end = inside[:, -1] if width else np.zeros(n_ep, dtype=bool)  # padding keeps the last state
+    failed = int((open_at_end & (f >= 0)).sum())
+    censored = int((open_at_end & (f < 0)).sum())
+
+    km = float(dist.sum()) / 1000.0
+    ended = recovered + failed
+    return Excursions(
+        onsets=onsets,
+        recovered=recovered,
+        failed=failed,
+        censored=censored,
+        km=km,
+        onset_rate_per_km=onsets / km if km > 0 else float("nan"),
+        recovery_probability=recovered / ended if ended else float("nan"),
+    )
+
+
+# 11.4 Route completion and normalised scores
+
+
+def route_completion(failure_steps: FailureSteps, lengths: ArrayLike, intended_steps: int | ArrayLike) -> FloatArray:
+    """Per-episode route completion: the fraction of the intended route driven before any failure.
+
+    ``RC_e = clip(n_e / N_e, 0, 1)``, ``n_e = f_e`` if episode e failed (steps ``0 .. f_e - 1``
+    completed; the failure step is not) else ``lengths[e]``, ``N_e = intended_steps``.
+
+    Steps stand in for distance (the ego speed is constant). ``N_e`` is the profile's ``max_steps``,
+    or fewer steps for an open road that ends earlier; an episode that reaches it has ``RC = 1``, one
+    failing at step 0 has ``RC = 0``. Pass the per-episode values to :func:`aggregate`.
+
+    Args:
+        failure_steps: per-episode failure step, -1 / None / NaN for none.
+        lengths: per-episode recorded steps (e.g. :func:`episode_lengths`); a failed episode must
+            have ``f_e + 1``.
+        intended_steps: one number for all episodes or one per episode, each finite and > 0.
+
+    Returns:
+        1-D array of ``RC_e`` in [0, 1]. ``ValueError`` for no episodes or invalid input.
+    """
+    f = _failure_array(failure_steps)
+    if f.size == 0:
+        raise ValueError("route_completion: no episodes")
+    ln = np.asarray(lengths, dtype=np.float64)
+    if ln.shape != f.shape:
+        raise ValueError(f"lengths has shape {ln.shape} for {f.size} episodes")
+    if not np.all(np.isfinite(ln)) or np.any(ln < 0) or np.any(ln != np.floor(ln)):
+        raise ValueError("lengths must be non-negative integers")
+    _check_failures_recorded(f, ln.astype(np.int64), "route_completion")
+    intended = np.asarray(intended_steps, dtype=np.float64)
+    if intended.ndim > 1 or (intended.ndim == 1 and intended.size != f.size):
+        raise ValueError(f"intended_steps must be a number or one per episode ({f.size}), got shape {intended.shape}")
+    if not np.all(np.isfinite(intended)) or np.any(intended <= 0):
+        raise ValueError("intended_steps must be finite and > 0")
+    driven = np.where(f >= 0, f, ln)
+    return np.clip(driven / intended, 0.0, 1.0)
+
+
+def normalised_score(value: float, straight_value: float, teacher_value: float) -> float:
+    """A metric rescaled between two reference policies: ``(value - straight) / (teacher - straight)``.
+
+    0 = the straight-ahead policy (constant zero steering), 1 = the teacher; it may be < 0 (worse
+    than driving straight) or > 1 (better than the teacher), and it works for metrics where lower
+    is better too (the sign of the denominator flips with them). NaN if ``teacher == straight``
+    (no scale), if a reference is not finite (e.g. an MDBF of inf for a teacher that never fails)
+    or if ``value`` is NaN; an infinite ``value`` gives ``+-inf``.
+    """
+    v, s, t = float(value), float(straight_value), float(teacher_value)
+    if not (math.isfinite(s) and math.isfinite(t)) or t == s or math.isnan(v):
+        return float("nan")
+    return (v - s) / (t - s)
