@@ -304,6 +304,8 @@ def test_excursions_edge_cases():
     assert x.km == 0.0 and math.isnan(x.onset_rate_per_km)
     # all fail at step 0 on the centre line: no excursion
     assert m.excursions([[0.0], [0.1]], [0, 0], [1.0, 1.0]).onsets == 0
+    # episodes without any recorded step
+    assert m.excursions(np.zeros((2, 0)), [-1, -1], [0.0, 0.0]).onsets == 0
 
 
 def test_excursions_match_the_step_by_step_definition():

@@ -199,6 +199,8 @@ def pad_episodes(episodes: EpisodeData, length: int | None = None) -> FloatArray
 def episode_lengths(episodes: EpisodeData) -> IntArray:
     """Recorded length of each episode: index of its last non-NaN value + 1 (0 if all NaN)."""
     a = pad_episodes(episodes)
+    if a.shape[1] == 0:  # argmax of an empty row is an error
+        return np.zeros(a.shape[0], dtype=np.int64)
     valid = ~np.isnan(a)
     last_from_end = np.argmax(valid[:, ::-1], axis=1)
     return np.where(valid.any(axis=1), a.shape[1] - last_from_end, 0).astype(np.int64)
