@@ -392,3 +392,93 @@ def test_normalised_score_of_the_references():
     for straight, teacher in rng.normal(size=(50, 2)):
         assert m.normalised_score(teacher, straight, teacher) == pytest.approx(1.0)
         assert m.normalised_score(straight, straight, teacher) == 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# 11.5 Paired lateral drift
+# ------------------------------------------------------------------------------------------------
+
+D_LEARNER = [[0.1, 0.5, 0.9, 1.2], [0.0, -0.2, 0.4]]  # ep1 fails at step 2 (3 recorded steps)
+D_TEACHER = [[0.0, 0.1, 0.2, 0.3], [0.1, 0.1, 0.1, 0.1]]
+FAIL_LEARNER, FAIL_TEACHER = [-1, 2], [-1, -1]
+
+
+def test_paired_offset_gap_hand_computed():
+    # t0: (|0.1 - 0| + |0 - 0.1|) / 2 = 0.1; t1: (0.4 + 0.3) / 2 = 0.35;
+    # t2: ep1's learner is at its failure step (left out) -> |0.9 - 0.2| = 0.7; t3: |1.2 - 0.3| = 0.9
+    gap = m.paired_offset_gap(D_LEARNER, D_TEACHER, FAIL_LEARNER, FAIL_TEACHER)
+    np.testing.assert_allclose(gap, [0.1, 0.35, 0.7, 0.9])
+    gap = m.paired_offset_gap(D_LEARNER, D_TEACHER, FAIL_LEARNER, FAIL_TEACHER, horizon=6)
+    np.testing.assert_allclose(gap, [0.1, 0.35, 0.7, 0.9, NAN, NAN])  # no alive pair after the episodes end
+    # the teacher's failure steps count as well: a teacher failing at 1 drops pair 1 from t1 on
+    gap = m.paired_offset_gap(D_LEARNER, [[0.0, 0.1, 0.2, 0.3], [0.1, 0.1]], FAIL_LEARNER, [-1, 1])
+    np.testing.assert_allclose(gap, [0.1, 0.4, 0.7, 0.9])
+
+
+def test_wasserstein_1d_hand_computed():
+    # F^-1 = 0 on (0, 1/2], 1 on (1/2, 1]; G^-1 = 0.5: 0.5 * 0.5 + 0.5 * 0.5
+    assert m.wasserstein_1d([0.0, 1.0], [0.5]) == pytest.approx(0.5)
+    # n = 3, m = 2, breakpoints in sixths 2, 3, 4, 6: x-quantiles 0, 1, 1, 2; y-quantiles 0, 0, 3, 3
+    # (2 * 0 + 1 * 1 + 1 * 2 + 2 * 1) / 6 = 5/6 (= the area between the two CDFs: 1/6 + 1/6 + 1/2)
+    assert m.wasserstein_1d([2.0, 0.0, 1.0], [3.0, 0.0]) == pytest.approx(5 / 6)
+    assert m.wasserstein_1d([1.0, 2.0], [1.0, 2.0, NAN]) == 0.0  # NaN dropped
+    assert math.isnan(m.wasserstein_1d([], [1.0]))
+    assert math.isnan(m.wasserstein_1d([NAN], [1.0]))
+
+
+def test_wasserstein_1d_matches_scipy_and_shifts():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        x, y = rng.normal(size=rng.integers(1, 40)), rng.normal(1.0, 2.0, size=rng.integers(1, 40))
+        assert m.wasserstein_1d(x, y) == pytest.approx(stats.wasserstein_distance(x, y))
+        assert m.wasserstein_1d(x, x + 0.3) == pytest.approx(0.3)  # a shift by c costs |c|
+        assert m.wasserstein_1d(x, y) == pytest.approx(m.wasserstein_1d(y, x))
+
+
+def test_paired_drift_hand_computed():
+    drift = m.paired_drift(D_LEARNER, D_TEACHER, FAIL_LEARNER, FAIL_TEACHER, horizon=4)
+    # gaps 0.1, 0.35, 0.7, 0.9 (above): mean 2.05 / 4 = 0.5125, final 0.9
+    assert drift.gap_mean == pytest.approx(0.5125)
+    assert drift.gap_final == pytest.approx(0.9)
+    # W1 on each side's alive set: t0 {0.1, 0} vs {0, 0.1} -> 0; t1 {-0.2, 0.5} vs {0.1, 0.1} -> (0.3 + 0.4) / 2;
+    # t2 {0.9} (ep1 at its failure step) vs {0.2, 0.1} -> (0.7 + 0.8) / 2; t3 {1.2} vs {0.3, 0.1} -> (0.9 + 1.1) / 2
+    np.testing.assert_allclose(drift.w1, [0.0, 0.35, 0.75, 1.0], atol=1e-12)
+    assert drift.failure_fraction == 0.5  # ep1 failed at 2 < 4
+    # horizon 2: ep1's failure at 2 is not by the horizon; gaps 0.1, 0.35
+    drift = m.paired_drift(D_LEARNER, D_TEACHER, FAIL_LEARNER, FAIL_TEACHER, horizon=2)
+    assert (drift.gap_mean, drift.gap_final, drift.failure_fraction) == (pytest.approx(0.225), pytest.approx(0.35), 0.0)
+    # a longer horizon: no learner alive after step 3, gap and W1 undefined there; the summary is unchanged
+    drift = m.paired_drift(D_LEARNER, D_TEACHER, FAIL_LEARNER, FAIL_TEACHER, horizon=6)
+    assert (drift.gap_mean, drift.gap_final) == (pytest.approx(0.5125), pytest.approx(0.9))
+    np.testing.assert_array_equal(np.isnan(drift.w1), [0, 0, 0, 0, 1, 1])
+    assert not drift.w1.flags.writeable
+
+
+def test_paired_drift_edge_cases():
+    rng = np.random.default_rng(0)
+    d = rng.normal(0, 0.3, (5, 20))
+    # teacher vs the same teacher run: the floor is exactly 0 here (with two different runs it is not)
+    drift = m.paired_drift(d, d, [-1] * 5, [-1] * 5, 20)
+    assert (drift.gap_mean, drift.gap_final, drift.failure_fraction) == (0.0, 0.0, 0.0)
+    np.testing.assert_array_equal(drift.w1, np.zeros(20))
+    # all learner episodes fail at step 0: nothing alive to compare, every episode failed
+    drift = m.paired_drift(np.full((5, 1), 2.0), d, [0] * 5, [-1] * 5, 20)
+    assert math.isnan(drift.gap_mean) and math.isnan(drift.gap_final) and np.all(np.isnan(drift.w1))
+    assert drift.failure_fraction == 1.0
+    drift = m.paired_drift(d, d, [-1] * 5, [-1] * 5, 0)
+    assert drift.w1.shape == (0,) and math.isnan(drift.gap_mean) and drift.failure_fraction == 0.0
+
+
+def test_paired_drift_rejects_bad_input():
+    with pytest.raises(ValueError, match="teacher episodes"):
+        m.paired_drift([[0.0]], [[0.0], [0.0]], [-1], [-1, -1], 1)
+    with pytest.raises(ValueError, match=r"\(learner\).*should have 1 recorded steps"):
+        m.paired_offset_gap([[0.0, 0.0]], [[0.0, 0.0]], [0], [-1])
+    with pytest.raises(ValueError, match="entries for"):
+        m.paired_offset_gap([[0.0]], [[0.0]], [-1], [-1, -1])
+    with pytest.raises(ValueError, match="horizon"):
+        m.paired_drift([[0.0]], [[0.0]], [-1], [-1], -1)
+    with pytest.raises(ValueError, match="no episodes"):
+        m.paired_offset_gap([], [], [], [])

@@ -71,6 +71,7 @@ __all__ = [
     "INTERVENTION_PENALTY_S",
     "Excursions",
     "GrowthExponent",
+    "PairedDrift",
     "RegretSlope",
     "aggregate",
     "autonomy",
@@ -96,6 +97,8 @@ __all__ = [
     "mistake_rate_slope",
     "normalised_score",
     "pad_episodes",
+    "paired_drift",
+    "paired_offset_gap",
     "paired_regret",
     "per_episode_mean_abs",
     "pooled_mistake_rate",
@@ -105,6 +108,7 @@ __all__ = [
     "teacher_disagreement",
     "tv_distance",
     "tv_distance_1d",
+    "wasserstein_1d",
 ]
 
 FloatArray: TypeAlias = NDArray[np.float64]
@@ -146,6 +150,13 @@ def _fit_width(a: FloatArray, width: int) -> FloatArray:
     out = np.full((a.shape[0], width), np.nan)
     out[:, : a.shape[1]] = a
     return out
+
+
+def _column_mean(a: FloatArray) -> FloatArray:
+    """NaN-aware mean over episodes (rows) at each step (column); NaN where a column has no value."""
+    valid = ~np.isnan(a)
+    n = valid.sum(axis=0)
+    return np.where(n > 0, np.where(valid, a, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
 
 
 def _check_count(value: int, name: str, minimum: int = 0) -> int:
@@ -1025,10 +1036,7 @@ def paired_regret(learner_costs: ArrayLike, teacher_costs: ArrayLike) -> FloatAr
             f"paired_regret: learner costs {cl.shape} and teacher costs {ct.shape} must have the same shape "
             "(row e of both is the same episode)"
         )
-    diff = cl - ct  # NaN unless both sides have the step
-    valid = ~np.isnan(diff)
-    n = valid.sum(axis=0)
-    per_step = np.where(n > 0, np.where(valid, diff, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    per_step = _column_mean(cl - ct)  # the difference is NaN unless both sides have the step
     return np.concatenate([[0.0], np.cumsum(per_step)])
 
 
@@ -1418,3 +1426,141 @@ def normalised_score(value: float, straight_value: float, teacher_value: float) 
     if not (math.isfinite(s) and math.isfinite(t)) or t == s or math.isnan(v):
         return float("nan")
     return (v - s) / (t - s)
+
+
+# 11.5 Paired lateral drift
+
+
+def _alive_offsets(
+    offsets: EpisodeData, failure_steps: FailureSteps, horizon: int | None, name: str
+) -> tuple[FloatArray, IntArray]:
+    """``(d, f)``: offsets (E, horizon) with NaN wherever the episode is not alive (see :func:`_alive`)."""
+    d = _episodes(offsets, name)
+    f = _failure_array(failure_steps, d.shape[0])
+    _check_failures_recorded(f, episode_lengths(d), name)
+    d = d if horizon is None else _fit_width(d, horizon)
+    return np.where(_alive(d, f), d, np.nan), f
+
+
+def _paired_offsets(
+    d_learner: EpisodeData,
+    d_teacher: EpisodeData,
+    failure_l: FailureSteps,
+    failure_t: FailureSteps,
+    horizon: int | None,
+    name: str,
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    if horizon is not None:
+        horizon = _check_count(horizon, "horizon")
+    dl, fl = _alive_offsets(d_learner, failure_l, horizon, f"{name} (learner)")
+    dt, _ = _alive_offsets(d_teacher, failure_t, horizon, f"{name} (teacher)")
+    if dl.shape[0] != dt.shape[0]:
+        raise ValueError(
+            f"{name}: {dl.shape[0]} learner episodes but {dt.shape[0]} teacher episodes (row e of both is the same episode)"
+        )
+    width = max(dl.shape[1], dt.shape[1])
+    return _fit_width(dl, width), _fit_width(dt, width), fl
+
+
+def paired_offset_gap(
+    d_learner: EpisodeData,
+    d_teacher: EpisodeData,
+    failure_l: FailureSteps,
+    failure_t: FailureSteps,
+    *,
+    horizon: int | None = None,
+) -> FloatArray:
+    """Per-step mean gap (m) between paired learner and teacher lateral offsets.
+
+    ``g_t = mean_{e in A_t} |d_l[e, t] - d_t[e, t]|``, ``A_t = {e: both episodes e alive at t}``
+
+    Row e of both is the same episode (same track and seed). Alive at t: step t recorded and
+    ``t < f_e`` (or no failure), on each side with its own failure steps; the failure step itself is
+    left out (an off-road state there would swamp the mean; failures are counted separately).
+
+    Args:
+        d_learner, d_teacher: per-episode ``d_t`` (m), the same number of episodes.
+        failure_l, failure_t: per-episode failure steps of each side, -1 / None / NaN for none.
+        horizon: number of steps H to return; default the longest episode of either side.
+
+    Returns:
+        Shape ``(H,)``; NaN at steps without an alive pair.
+    """
+    dl, dt, _ = _paired_offsets(d_learner, d_teacher, failure_l, failure_t, horizon, "paired_offset_gap")
+    return _column_mean(np.abs(dl - dt))
+
+
+def wasserstein_1d(x: ArrayLike, y: ArrayLike) -> float:
+    """Wasserstein-1 distance between two 1-D samples: ``W1 = int_0^1 |F^-1(u) - G^-1(u)| du``.
+
+    ``F^-1``, ``G^-1`` are the empirical quantile functions (``F^-1(u) = x_(ceil(u n))``), piecewise
+    constant between the breakpoints ``{i / n} U {j / m}``, so the integral is an exact finite sum;
+    the sizes n and m may differ. Equal to ``scipy.stats.wasserstein_distance(x, y)``. NaN values
+    are dropped; NaN if either sample is then empty. Units: those of x (m for offsets).
+    """
+    xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    xs, ys = np.sort(xa[~np.isnan(xa)]), np.sort(ya[~np.isnan(ya)])
+    n, k = xs.size, ys.size
+    if n == 0 or k == 0:
+        return float("nan")
+    # breakpoints in units of 1 / (n k), as integers so that ceil() is exact
+    b = np.union1d(np.arange(1, n + 1) * k, np.arange(1, k + 1) * n)
+    widths = np.diff(b, prepend=0)
+    ix, iy = (b + k - 1) // k - 1, (b + n - 1) // n - 1  # ceil(b / k) - 1, ceil(b / n) - 1
+    return float((widths * np.abs(xs[ix] - ys[iy])).sum() / (n * k))
+
+
+@dataclass(frozen=True, eq=False)
+class PairedDrift:
+    """Lateral drift of the learner from the teacher on paired episodes (:func:`paired_drift`).
+
+    Compared by identity (``w1`` is an array).
+    """
+
+    gap_mean: float
+    """Mean over steps t < horizon of the per-step paired gap g_t (m), NaN-aware; NaN if no step has one."""
+    gap_final: float
+    """g_t at the last step t < horizon with a value (m); NaN if none."""
+    w1: FloatArray
+    """Per-step W1 distance (m) between the alive learner and alive teacher offsets, shape (horizon,)."""
+    failure_fraction: float
+    """Fraction of learner episodes that failed by the horizon (f < horizon): what the gaps leave out."""
+
+
+def paired_drift(
+    d_learner: EpisodeData, d_teacher: EpisodeData, failure_l: FailureSteps, failure_t: FailureSteps, horizon: int
+) -> PairedDrift:
+    """Summary of the learner's lateral drift from the teacher over ``t = 0 .. horizon-1``.
+
+    - ``gap_mean = mean_{t: g_t defined} g_t`` and ``gap_final = g_{t_last}``, ``g_t`` from
+      :func:`paired_offset_gap` (pairs alive on both sides).
+    - ``w1[t] = W1(d_l[L_t, t], d_t[T_t, t])`` (:func:`wasserstein_1d`), ``L_t`` / ``T_t`` the learner /
+      teacher episodes alive at t. The two sets may differ (each side loses its own failed
+      episodes), so W1 compares the distributions, not the pairs; NaN where either is empty.
+    - ``failure_fraction = #{e: f_l[e] < horizon} / E``, the crash rate at the horizon.
+
+    Both gaps and W1 are computed on survivors only, so a learner whose drifting episodes fail
+    looks *better* on them: read them together with ``failure_fraction``, which is kept as its own
+    number for that reason. The noise floor is the same function applied to two teacher runs on
+    the same episodes (teacher vs teacher, e.g. different seeds of the teacher's noise or two
+    recordings): what "no drift" looks like with finite samples.
+
+    Args:
+        d_learner, d_teacher: per-episode ``d_t`` (m), the same episodes in the same order.
+        failure_l, failure_t: per-episode failure steps, -1 / None / NaN for none.
+        horizon: number of steps, >= 0.
+
+    Returns:
+        :class:`PairedDrift`.
+    """
+    horizon = _check_count(horizon, "horizon")
+    dl, dt, fl = _paired_offsets(d_learner, d_teacher, failure_l, failure_t, horizon, "paired_drift")
+    g = _column_mean(np.abs(dl - dt))
+    defined = np.flatnonzero(~np.isnan(g))
+    w1 = np.array([wasserstein_1d(dl[:, t], dt[:, t]) for t in range(horizon)], dtype=np.float64)
+    return PairedDrift(
+        gap_mean=float(g[defined].mean()) if defined.size else float("nan"),
+        gap_final=float(g[defined[-1]]) if defined.size else float("nan"),
+        w1=_readonly(w1),
+        failure_fraction=float(np.mean((fl >= 0) & (fl < horizon))),
+    )
