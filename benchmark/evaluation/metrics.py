@@ -46,6 +46,21 @@ autonomy                       ``100 * (1 - 6 s * n_interventions / elapsed_s)``
 aggregation                    percentile bootstrap CI, interquartile mean (IQM)
 =============================  ==============================================================
 
+Protocol steerbench-v2 (section 11). *Alive at t*: step t recorded and ``t < f_e`` (the failure step
+itself excluded). *Paired*: row e of the learner's and the teacher's arrays is the same episode.
+
+=============================  ==============================================================
+paired regret                  ``dJ(T) = sum_{t<T} mean_{pairs} (c_l[e, t] - c_t[e, t])``, ``T = 0..H``
+regret slope                   log-log slope of dJ(T) over ``T in [t_min, last T with S(T) >= 0.5]``
+mistake rate                   ``eps_t = #{alive e: |a - a*| > tau} / #{alive e}``; pooled ``(k, n)``
+mistake-rate slope             OLS slope of ``eps_t`` on ``log10 t`` (per decade), ``t >= t_min``
+covariate-shift ratio          ``eps_on / eps_off`` (own rollouts / the teacher's frames)
+excursions                     onsets ``|d| > 0.5`` m, recovery ``|d| < 0.25`` m; per km, P(recover)
+route completion               ``clip((f_e if failed else length_e) / intended_steps, 0, 1)``
+normalised score               ``(x - x_straight) / (x_teacher - x_straight)``
+paired drift                   ``g_t = mean_{alive pairs} |d_l - d_t|``, per-step W1, failure fraction
+=============================  ==============================================================
+
 Empty inputs
 ------------
 Episode metrics raise ``ValueError`` when given no episodes at all (a caller bug), and return NaN when
