@@ -46,6 +46,7 @@ def test_pad_episodes_refuses_ambiguous_input():
 def test_episode_lengths_are_last_valid_index_plus_one():
     # the NaN at index 1 of the first episode is a missing step, not the end of the episode
     np.testing.assert_array_equal(m.episode_lengths([[1.0, NAN, 2.0], [1.0], []]), [3, 1, 0])
+    np.testing.assert_array_equal(m.episode_lengths([[], []]), [0, 0])  # no recorded step anywhere
 
 
 # ------------------------------------------------------------------------------------------------

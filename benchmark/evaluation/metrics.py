@@ -46,6 +46,21 @@ autonomy                       ``100 * (1 - 6 s * n_interventions / elapsed_s)``
 aggregation                    percentile bootstrap CI, interquartile mean (IQM)
 =============================  ==============================================================
 
+Protocol steerbench-v2 (section 11). *Alive at t*: step t recorded and ``t < f_e`` (the failure step
+itself excluded). *Paired*: row e of the learner's and the teacher's arrays is the same episode.
+
+=============================  ==============================================================
+paired regret                  ``dJ(T) = sum_{t<T} mean_{pairs} (c_l[e, t] - c_t[e, t])``, ``T = 0..H``
+regret slope                   log-log slope of dJ(T) over ``T in [t_min, last T with S(T) >= 0.5]``
+mistake rate                   ``eps_t = #{alive e: |a - a*| > tau} / #{alive e}``; pooled ``(k, n)``
+mistake-rate slope             OLS slope of ``eps_t`` on ``log10 t`` (per decade), ``t >= t_min``
+covariate-shift ratio          ``eps_on / eps_off`` (own rollouts / the teacher's frames)
+excursions                     onsets ``|d| > 0.5`` m, recovery ``|d| < 0.25`` m; per km, P(recover)
+route completion               ``clip((f_e if failed else length_e) / intended_steps, 0, 1)``
+normalised score               ``(x - x_straight) / (x_teacher - x_straight)``
+paired drift                   ``g_t = mean_{alive pairs} |d_l - d_t|``, per-step W1, failure fraction
+=============================  ==============================================================
+
 Empty inputs
 ------------
 Episode metrics raise ``ValueError`` when given no episodes at all (a caller bug), and return NaN when
@@ -56,6 +71,7 @@ outcome when tabulating results.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -68,17 +84,22 @@ __all__ = [
     "DEFAULT_PSI_EDGES",
     "FAILURE_TYPES",
     "INTERVENTION_PENALTY_S",
+    "Excursions",
     "GrowthExponent",
+    "PairedDrift",
+    "RegretSlope",
     "aggregate",
     "autonomy",
     "bootstrap_ci",
     "cost_matrix",
+    "covariate_shift_ratio",
     "crash_rate",
     "crash_rate_by_type",
     "cumulative_cost",
     "drift_tv",
     "drift_tv_1d",
     "episode_lengths",
+    "excursions",
     "growth_exponent",
     "iqm",
     "log_log_slope",
@@ -87,12 +108,22 @@ __all__ = [
     "mean_abs_over_steps",
     "mean_cost_per_step",
     "mean_distance_between_failures",
+    "mistake_rate",
+    "mistake_rate_slope",
+    "normalised_score",
     "pad_episodes",
+    "paired_drift",
+    "paired_offset_gap",
+    "paired_regret",
     "per_episode_mean_abs",
+    "pooled_mistake_rate",
+    "regret_slope",
+    "route_completion",
     "survival",
     "teacher_disagreement",
     "tv_distance",
     "tv_distance_1d",
+    "wasserstein_1d",
 ]
 
 FloatArray: TypeAlias = NDArray[np.float64]
@@ -134,6 +165,13 @@ def _fit_width(a: FloatArray, width: int) -> FloatArray:
     out = np.full((a.shape[0], width), np.nan)
     out[:, : a.shape[1]] = a
     return out
+
+
+def _column_mean(a: FloatArray) -> FloatArray:
+    """NaN-aware mean over episodes (rows) at each step (column); NaN where a column has no value."""
+    valid = ~np.isnan(a)
+    n = valid.sum(axis=0)
+    return np.where(n > 0, np.where(valid, a, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
 
 
 def _check_count(value: int, name: str, minimum: int = 0) -> int:
@@ -187,6 +225,8 @@ def pad_episodes(episodes: EpisodeData, length: int | None = None) -> FloatArray
 def episode_lengths(episodes: EpisodeData) -> IntArray:
     """Recorded length of each episode: index of its last non-NaN value + 1 (0 if all NaN)."""
     a = pad_episodes(episodes)
+    if a.shape[1] == 0:  # argmax of an empty row is an error
+        return np.zeros(a.shape[0], dtype=np.int64)
     valid = ~np.isnan(a)
     last_from_end = np.argmax(valid[:, ::-1], axis=1)
     return np.where(valid.any(axis=1), a.shape[1] - last_from_end, 0).astype(np.int64)
@@ -975,3 +1015,567 @@ def aggregate(
     x = _values_1d(values)
     mean, low, high = bootstrap_ci(x, np.mean, n_boot, alpha, rng=rng)
     return {"mean": mean, "ci_low": low, "ci_high": high, "iqm": iqm(x), "n": int(x.size)}
+
+
+# ------------------------------------------------------------------------------------------------
+# 11. Protocol steerbench-v2
+#
+# v2 reports the learner relative to the teacher on the same start states (paired episodes), the
+# per-step mistake rate and its trend, recoverable excursions, route completion and normalised
+# scores. v1's numbers above are unchanged.
+# ------------------------------------------------------------------------------------------------
+
+# 11.1 Paired regret and its growth exponent
+
+
+def paired_regret(learner_costs: ArrayLike, teacher_costs: ArrayLike) -> FloatArray:
+    """Cumulative paired regret ``dJ(T) = J_l(T) - J_t(T)`` for ``T = 0 .. H``.
+
+    ``dJ(T) = sum_{t<T} mean_{e in P_t} (c_l[e, t] - c_t[e, t])``, ``P_t = {e: both c_l[e, t] and c_t[e, t] not NaN}``
+
+    Row ``e`` of both matrices is the same episode (same track and seed) driven by the learner and by
+    the teacher, both ``(E, H)`` from :func:`cost_matrix` with the same ``d_max`` and horizon. Each
+    step averages over the pairs recorded on both sides, so a step truncated on one side only drops
+    the pair rather than comparing different sets of episodes; with the same NaN pattern on both
+    sides (the usual case: failures are absorbing, truncation at the same ``max_steps``) this is
+    exactly ``cumulative_cost(c_l) - cumulative_cost(c_t)``. ``dJ(0) = 0``; ``dJ(T)`` is NaN from the
+    first step without a pair on. Negative when the learner beats the teacher (lower cost); ``|dJ(T)| <= T``.
+
+    Returns:
+        1-D array of shape ``(H + 1,)``, ``dJ(T)`` at ``T = 0 .. H``. ``ValueError`` for no episodes,
+        costs outside [0, 1] or matrices of different shapes.
+    """
+    cl, ct = _cost_array(learner_costs), _cost_array(teacher_costs)
+    if cl.shape != ct.shape:
+        raise ValueError(
+            f"paired_regret: learner costs {cl.shape} and teacher costs {ct.shape} must have the same shape "
+            "(row e of both is the same episode)"
+        )
+    per_step = _column_mean(cl - ct)  # the difference is NaN unless both sides have the step
+    return np.concatenate([[0.0], np.cumsum(per_step)])
+
+
+@dataclass(frozen=True)
+class RegretSlope:
+    """Log-log slope of the paired regret over a window of horizons (:func:`regret_slope`)."""
+
+    slope: float
+    """Least-squares slope of log dJ(T) on log T (NaN with fewer than 2 usable points)."""
+    t_lo: int
+    """First horizon of the window (``t_min``)."""
+    t_hi: int
+    """Last horizon of the window: the last T with S(T) >= min_survival (-1 if none). Empty if t_hi < t_lo."""
+    n_points: int
+    """Number of horizons that entered the fit (those of the grid with dJ(T) > 0)."""
+
+
+def _check_fraction(value: float, name: str) -> float:
+    if not (np.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def _geometric_grid(lo: int, hi: int, points: int) -> IntArray:
+    """``points`` geometrically spaced integers from lo to hi (both included, 1 <= lo <= hi), deduplicated."""
+    return np.unique(np.rint(np.geomspace(lo, hi, points)).astype(np.int64))
+
+
+def regret_slope(
+    regret: ArrayLike, survival_curve: ArrayLike, t_min: int = 30, min_survival: float = 0.5, points: int = 12
+) -> RegretSlope:
+    """Growth exponent of the paired regret: the slope b of ``log dJ(T) = a + b log T`` over a window.
+
+    Window: ``T in [t_min, t_hi]``, ``t_hi = max{T: S(T) >= min_survival}``, the last horizon at which
+    at least ``min_survival`` of the learner's episodes are still alive. Fit: least squares (as
+    :func:`log_log_slope`) at ``points`` geometrically spaced integer T from ``t_min`` to ``t_hi``
+    (rounded, duplicates dropped), leaving out T with ``dJ(T) <= 0`` or NaN (log undefined; the learner
+    is at least as good as the teacher there).
+
+    Theory: a learner whose mistakes compound (each one shifts it to states where it errs more, the
+    behaviour-cloning regime of Ross & Bagnell) has ``dJ(T) ~ eps T^2``, slope ~ 2; a learner with
+    independent mistakes it recovers from has ``dJ(T) ~ eps T``, slope ~ 1. The survival cut keeps
+    the fit out of the saturated regime: a failed episode costs 1 per step, so once most episodes
+    have failed dJ grows linearly whatever the learner (see :func:`growth_exponent`).
+
+    Args:
+        regret: ``dJ(T)`` for ``T = 0 .. H``, shape ``(H + 1,)`` from :func:`paired_regret`.
+        survival_curve: the learner's ``S(T)`` for ``T = 0 .. H``, the same shape ``(H + 1,)`` indexed
+            by T like ``regret``: ``survival(failure_steps, np.arange(H + 1))`` (a Kaplan-Meier curve
+            evaluated at those T works too). NaN counts as below ``min_survival``.
+        t_min: first horizon of the window, >= 1.
+        min_survival: survival threshold in [0, 1] that ends the window.
+        points: grid size, >= 2.
+
+    Returns:
+        :class:`RegretSlope`; slope NaN when the window is empty (``t_hi < t_min``, e.g. S drops below
+        ``min_survival`` before ``t_min`` or H < t_min) or fewer than 2 grid points have ``dJ > 0``.
+    """
+    r = np.asarray(regret, dtype=np.float64)
+    s = np.asarray(survival_curve, dtype=np.float64)
+    if r.ndim != 1 or r.size == 0:
+        raise ValueError(f"regret must be a non-empty 1-D array dJ(T) for T = 0..H, got shape {r.shape}")
+    if s.shape != r.shape:
+        raise ValueError(
+            f"survival_curve has shape {s.shape}, regret {r.shape}: both must be (H + 1,), indexed by T = 0..H "
+            "(survival(failure_steps, np.arange(H + 1)))"
+        )
+    t_min = _check_count(t_min, "t_min", minimum=1)
+    min_survival = _check_fraction(min_survival, "min_survival")
+    points = _check_count(points, "points", minimum=2)
+    alive_enough = np.flatnonzero(s >= min_survival)  # NaN compares False
+    t_hi = int(alive_enough[-1]) if alive_enough.size else -1
+    if t_hi < t_min:
+        return RegretSlope(slope=float("nan"), t_lo=t_min, t_hi=t_hi, n_points=0)
+    grid = _geometric_grid(t_min, t_hi, points)
+    values = r[grid]
+    keep = np.isfinite(values) & (values > 0)
+    n = int(keep.sum())
+    slope = log_log_slope(grid[keep], values[keep]) if n >= 2 else float("nan")
+    return RegretSlope(slope=slope, t_lo=t_min, t_hi=t_hi, n_points=n)
+
+
+# 11.2 Mistake rate and covariate shift
+
+
+def _alive(values: FloatArray, f: IntArray) -> NDArray[np.bool_]:
+    """Recorded (not NaN) and before the failure step: ``t < f_e``, or any recorded t without failure."""
+    t = np.arange(values.shape[1])
+    return ~np.isnan(values) & ((f[:, None] < 0) | (t[None, :] < f[:, None]))
+
+
+def _mistakes(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    horizon: int | None,
+    name: str,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(mistake, alive)`` boolean (E, H) arrays: alive steps, and alive steps with |a - a*| > tau."""
+    a, b = _episodes(actions, name), _episodes(teacher_actions, name)
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"{name}: {a.shape[0]} action episodes but {b.shape[0]} teacher-action episodes")
+    width = max(a.shape[1], b.shape[1])
+    a, b = _fit_width(a, width), _fit_width(b, width)
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        raise ValueError(f"{name}: actions and teacher_actions must have the same episode lengths (same NaN pattern)")
+    f = _failure_array(failure_steps, a.shape[0])
+    _check_failures_recorded(f, episode_lengths(a), name)
+    if not (np.isfinite(tau) and tau >= 0):
+        raise ValueError(f"{name}: tau must be a finite number >= 0, got {tau}")
+    h = width if horizon is None else _check_count(horizon, "horizon")
+    a, b = _fit_width(a, h), _fit_width(b, h)
+    alive = _alive(a, f)
+    with np.errstate(invalid="ignore"):
+        mistake = alive & (np.abs(a - b) > tau)
+    return mistake, alive
+
+
+def mistake_rate(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    *,
+    horizon: int | None = None,
+) -> FloatArray:
+    """Per-step mistake rate ``eps_t``: the fraction of alive episodes whose action is off by more than tau.
+
+    ``eps_t = #{e alive at t: |a[e, t] - a*[e, t]| > tau} / #{e alive at t}``
+
+    Alive at t: step t recorded and ``t < f_e`` (or no failure). The failure step itself is left out:
+    the state there is already off the road or in a collision, so its action says nothing about the
+    policy's per-step error (the failure is counted by the survival metrics). ``a*`` is the teacher's
+    label for the state the learner visited (as in :func:`teacher_disagreement`).
+
+    Args:
+        actions, teacher_actions: learner commands and teacher labels (1/m), the same episodes and
+            lengths (same NaN pattern).
+        failure_steps: per-episode failure step, -1 / None / NaN for none; a failed episode has
+            ``f_e + 1`` recorded steps.
+        tau: mistake threshold on ``|a - a*|`` (1/m), >= 0; strictly greater counts.
+        horizon: number of steps H to return; default the longest episode.
+
+    Returns:
+        Shape ``(H,)``; NaN at steps where no episode is alive.
+    """
+    mistake, alive = _mistakes(actions, teacher_actions, failure_steps, tau, horizon, "mistake_rate")
+    n = alive.sum(axis=0)
+    return np.where(n > 0, mistake.sum(axis=0) / np.maximum(n, 1), np.nan)
+
+
+def mistake_rate_slope(eps: ArrayLike, t_min: int = 10, points: int = 12) -> float:
+    """Trend of the mistake rate: the OLS slope of ``eps_t`` on ``log10 t`` (change per decade of t).
+
+    ``slope = sum_i (x_i - mean x)(eps_i - mean eps) / sum_i (x_i - mean x)^2``, ``x_i = log10 t_i``
+
+    over ``points`` geometrically spaced integer steps ``t_i`` from ``t_min`` to the last step with a
+    finite ``eps_t`` (rounded, duplicates dropped, NaN steps left out). Flat (~0): the learner errs as
+    often late in an episode as early (DAgger-like, trained on its own states); rising (> 0): its
+    states drift away from the training distribution and it errs more and more (behaviour cloning).
+
+    Why log10 t and not t: horizons span decades (10 .. 3000 steps). Against t, the fit would be
+    dominated by the last decade, where few episodes are still alive and ``eps_t`` is noisiest (and
+    biased towards the survivors); against log10 t on a geometric grid the points are evenly spaced,
+    each decade weighs the same, and the slope reads as "rate change per tenfold horizon".
+
+    Args:
+        eps: per-step ``eps_t`` from :func:`mistake_rate`, indexed by step t = 0 .. H-1.
+        t_min: first step, >= 1 (log10 0 is undefined).
+        points: grid size, >= 2.
+
+    Returns:
+        The slope (fraction per decade); NaN with fewer than 2 finite grid points.
+    """
+    e = np.asarray(eps, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"eps must be 1-D (one value per step), got shape {e.shape}")
+    t_min = _check_count(t_min, "t_min", minimum=1)
+    points = _check_count(points, "points", minimum=2)
+    finite_t = np.flatnonzero(np.isfinite(e))
+    finite_t = finite_t[finite_t >= t_min]
+    if finite_t.size < 2:
+        return float("nan")
+    grid = _geometric_grid(t_min, int(finite_t[-1]), points)
+    keep = np.isfinite(e[grid])
+    x = np.log10(grid.astype(np.float64))
+    return float(_masked_slopes(x, np.where(keep, e[grid], 0.0)[None, :], keep[None, :])[0])
+
+
+def pooled_mistake_rate(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    *,
+    horizon: int | None = None,
+) -> tuple[int, int]:
+    """Mistakes pooled over every alive step of every episode: ``(k, n)``.
+
+    ``k = #{(e, t) alive: |a[e, t] - a*[e, t]| > tau}``, ``n = #{(e, t) alive}``, alive as in
+    :func:`mistake_rate`. ``k / n`` is the pooled rate (longer episodes weigh more);
+    ``statistics.wilson_interval(k, n)`` puts an interval on it (approximate: steps of one episode
+    are correlated, so the interval is too narrow; use :func:`bootstrap_ci` over episodes for an
+    honest one). ``n = 0`` when no step is alive.
+    """
+    mistake, alive = _mistakes(actions, teacher_actions, failure_steps, tau, horizon, "pooled_mistake_rate")
+    return int(mistake.sum()), int(alive.sum())
+
+
+def covariate_shift_ratio(eps_on: float, eps_off: float) -> float:
+    """Covariate-shift ratio ``eps_on / eps_off``: how much more the learner errs on its own states.
+
+    ``eps_off``: the learner's mistake rate on the teacher's own trajectories (the learner queried
+    on the frames the teacher saw, its action not executed); ``eps_on``: the same rate on its own
+    rollouts (:func:`mistake_rate` / :func:`pooled_mistake_rate` with the same tau). Theory: >> 1 for
+    behaviour cloning (it was trained on the teacher's state distribution only and compounds its
+    errors on its own), ~ 1 for DAgger (trained on its own state distribution).
+
+    Edge cases: ``inf`` if ``eps_off == 0 < eps_on``; NaN if both are 0 or either is NaN.
+    ``ValueError`` for negative or infinite rates.
+    """
+    on, off = float(eps_on), float(eps_off)
+    if math.isnan(on) or math.isnan(off):
+        return float("nan")
+    if on < 0 or off < 0 or math.isinf(on) or math.isinf(off):
+        raise ValueError(f"mistake rates must be finite and >= 0, got eps_on={on}, eps_off={off}")
+    if off == 0.0:
+        return float("inf") if on > 0 else float("nan")
+    return on / off
+
+
+# 11.3 Excursions
+
+
+@dataclass(frozen=True)
+class Excursions:
+    """Excursions from the lane centre, pooled over episodes (:func:`excursions`).
+
+    Every excursion ends exactly one way: ``onsets = recovered + failed + censored``.
+    """
+
+    onsets: int
+    """Number of excursions (steps where |d| first exceeds onset_m)."""
+    recovered: int
+    """Excursions that came back below recover_m before any failure."""
+    failed: int
+    """Excursions during which the episode failed."""
+    censored: int
+    """Excursions still open when the episode ended without failure (outcome unknown)."""
+    km: float
+    """Distance driven, ``sum(distances_m) / 1000``."""
+    onset_rate_per_km: float
+    """``onsets / km``; NaN if km = 0."""
+    recovery_probability: float
+    """``recovered / (recovered + failed)``; censored excursions are left out; NaN if 0/0."""
+
+
+def excursions(
+    lateral_offsets: EpisodeData,
+    failure_steps: FailureSteps,
+    distances_m: ArrayLike,
+    onset_m: float = 0.5,
+    recover_m: float = 0.25,
+) -> Excursions:
+    """Count excursions (|d| > onset_m) and how they end: recovered, failed or censored.
+
+    Per episode, a two-threshold (hysteresis) state machine over the recorded steps: outside an
+    excursion, ``|d_t| > onset_m`` starts one at t; inside, ``|d_t| < recover_m`` ends it as
+    *recovered*; after a recovery a new onset needs ``|d| > onset_m`` again (so noise around one
+    threshold does not count many excursions). An episode starts outside: one that starts with
+    ``|d_0| > onset_m`` counts an onset at t = 0. An excursion open at the end of the episode is
+    *failed* if the episode failed, else *censored* (truncated while outside). At the failure step
+    ``f_e`` an onset can still happen (an off-road failure usually is one) but no recovery: the
+    episode ends there in failure. A failure outside an excursion (a collision near the centre line)
+    is not an excursion failure. Missing (NaN) steps leave the state unchanged.
+
+    ``onset_rate_per_km = onsets / (sum_e dist_e / 1000)``, ``recovery_probability = recovered /
+    (recovered + failed)``.
+
+    Args:
+        lateral_offsets: per-episode ``d_t`` (m).
+        failure_steps: per-episode failure step, -1 / None / NaN for none; a failed episode has
+            ``f_e + 1`` recorded steps.
+        distances_m: per-episode distance driven (m), 1-D, finite, >= 0.
+        onset_m: onset threshold on ``|d|`` (m), > 0.
+        recover_m: recovery threshold (m), ``0 < recover_m <= onset_m``.
+
+    Returns:
+        :class:`Excursions` with the pooled counts. ``ValueError`` for no episodes or invalid input.
+    """
+    d = _episodes(lateral_offsets, "excursions")
+    n_ep, width = d.shape
+    f = _failure_array(failure_steps, n_ep)
+    _check_failures_recorded(f, episode_lengths(d), "excursions")
+    dist = np.asarray(distances_m, dtype=np.float64)
+    if dist.ndim != 1 or dist.size != n_ep:
+        raise ValueError(f"distances_m must be 1-D with one entry per episode ({n_ep}), got shape {dist.shape}")
+    if not np.all(np.isfinite(dist)) or np.any(dist < 0):
+        raise ValueError("distances_m must be finite and >= 0")
+    if not (np.isfinite(onset_m) and onset_m > 0):
+        raise ValueError(f"onset_m must be a positive number, got {onset_m}")
+    if not (np.isfinite(recover_m) and 0 < recover_m <= onset_m):
+        raise ValueError(f"recover_m must be in (0, onset_m = {onset_m}], got {recover_m}")
+
+    # event +1: enter (or stay in) an excursion; -1: recover; 0: keep the state (between the thresholds, NaN)
+    ad = np.abs(d)
+    event = np.zeros((n_ep, width), dtype=np.int8)
+    with np.errstate(invalid="ignore"):
+        event[ad > onset_m] = 1
+        event[ad < recover_m] = -1
+    failed_rows = np.flatnonzero(f >= 0)
+    event[failed_rows, f[failed_rows]] = np.maximum(event[failed_rows, f[failed_rows]], 0)  # no recovery at f
+    # the state after step t is set by the last non-zero event up to t (outside before the first one)
+    last = np.maximum.accumulate(np.where(event != 0, np.arange(width)[None, :], -1), axis=1)
+    inside = (last >= 0) & (np.take_along_axis(event, np.maximum(last, 0), axis=1) > 0)
+    before = np.concatenate([np.zeros((n_ep, 1), dtype=bool), inside[:, :-1]], axis=1)
+    onsets = int((inside & ~before).sum())
+    recovered = int((before & ~inside).sum())
+    open_at_end = inside[:, -1] if width else np.zeros(n_ep, dtype=bool)  # padding keeps the last state
+    failed = int((open_at_end & (f >= 0)).sum())
+    censored = int((open_at_end & (f < 0)).sum())
+
+    km = float(dist.sum()) / 1000.0
+    ended = recovered + failed
+    return Excursions(
+        onsets=onsets,
+        recovered=recovered,
+        failed=failed,
+        censored=censored,
+        km=km,
+        onset_rate_per_km=onsets / km if km > 0 else float("nan"),
+        recovery_probability=recovered / ended if ended else float("nan"),
+    )
+
+
+# 11.4 Route completion and normalised scores
+
+
+def route_completion(failure_steps: FailureSteps, lengths: ArrayLike, intended_steps: int | ArrayLike) -> FloatArray:
+    """Per-episode route completion: the fraction of the intended route driven before any failure.
+
+    ``RC_e = clip(n_e / N_e, 0, 1)``, ``n_e = f_e`` if episode e failed (steps ``0 .. f_e - 1``
+    completed; the failure step is not) else ``lengths[e]``, ``N_e = intended_steps``.
+
+    Steps stand in for distance (the ego speed is constant). ``N_e`` is the profile's ``max_steps``,
+    or fewer steps for an open road that ends earlier; an episode that reaches it has ``RC = 1``, one
+    failing at step 0 has ``RC = 0``. Pass the per-episode values to :func:`aggregate`.
+
+    Args:
+        failure_steps: per-episode failure step, -1 / None / NaN for none.
+        lengths: per-episode recorded steps (e.g. :func:`episode_lengths`); a failed episode must
+            have ``f_e + 1``.
+        intended_steps: one number for all episodes or one per episode, each finite and > 0.
+
+    Returns:
+        1-D array of ``RC_e`` in [0, 1]. ``ValueError`` for no episodes or invalid input.
+    """
+    f = _failure_array(failure_steps)
+    if f.size == 0:
+        raise ValueError("route_completion: no episodes")
+    ln = np.asarray(lengths, dtype=np.float64)
+    if ln.shape != f.shape:
+        raise ValueError(f"lengths has shape {ln.shape} for {f.size} episodes")
+    if not np.all(np.isfinite(ln)) or np.any(ln < 0) or np.any(ln != np.floor(ln)):
+        raise ValueError("lengths must be non-negative integers")
+    _check_failures_recorded(f, ln.astype(np.int64), "route_completion")
+    intended = np.asarray(intended_steps, dtype=np.float64)
+    if intended.ndim > 1 or (intended.ndim == 1 and intended.size != f.size):
+        raise ValueError(f"intended_steps must be a number or one per episode ({f.size}), got shape {intended.shape}")
+    if not np.all(np.isfinite(intended)) or np.any(intended <= 0):
+        raise ValueError("intended_steps must be finite and > 0")
+    driven = np.where(f >= 0, f, ln)
+    return np.clip(driven / intended, 0.0, 1.0)
+
+
+def normalised_score(value: float, straight_value: float, teacher_value: float) -> float:
+    """A metric rescaled between two reference policies: ``(value - straight) / (teacher - straight)``.
+
+    0 = the straight-ahead policy (constant zero steering), 1 = the teacher; it may be < 0 (worse
+    than driving straight) or > 1 (better than the teacher), and it works for metrics where lower
+    is better too (the sign of the denominator flips with them). NaN if ``teacher == straight``
+    (no scale), if a reference is not finite (e.g. an MDBF of inf for a teacher that never fails)
+    or if ``value`` is NaN; an infinite ``value`` gives ``+-inf``.
+    """
+    v, s, t = float(value), float(straight_value), float(teacher_value)
+    if not (math.isfinite(s) and math.isfinite(t)) or t == s or math.isnan(v):
+        return float("nan")
+    return (v - s) / (t - s)
+
+
+# 11.5 Paired lateral drift
+
+
+def _alive_offsets(
+    offsets: EpisodeData, failure_steps: FailureSteps, horizon: int | None, name: str
+) -> tuple[FloatArray, IntArray]:
+    """``(d, f)``: offsets (E, horizon) with NaN wherever the episode is not alive (see :func:`_alive`)."""
+    d = _episodes(offsets, name)
+    f = _failure_array(failure_steps, d.shape[0])
+    _check_failures_recorded(f, episode_lengths(d), name)
+    d = d if horizon is None else _fit_width(d, horizon)
+    return np.where(_alive(d, f), d, np.nan), f
+
+
+def _paired_offsets(
+    d_learner: EpisodeData,
+    d_teacher: EpisodeData,
+    failure_l: FailureSteps,
+    failure_t: FailureSteps,
+    horizon: int | None,
+    name: str,
+) -> tuple[FloatArray, FloatArray, IntArray]:
+    if horizon is not None:
+        horizon = _check_count(horizon, "horizon")
+    dl, fl = _alive_offsets(d_learner, failure_l, horizon, f"{name} (learner)")
+    dt, _ = _alive_offsets(d_teacher, failure_t, horizon, f"{name} (teacher)")
+    if dl.shape[0] != dt.shape[0]:
+        raise ValueError(
+            f"{name}: {dl.shape[0]} learner episodes but {dt.shape[0]} teacher episodes (row e of both is the same episode)"
+        )
+    width = max(dl.shape[1], dt.shape[1])
+    return _fit_width(dl, width), _fit_width(dt, width), fl
+
+
+def paired_offset_gap(
+    d_learner: EpisodeData,
+    d_teacher: EpisodeData,
+    failure_l: FailureSteps,
+    failure_t: FailureSteps,
+    *,
+    horizon: int | None = None,
+) -> FloatArray:
+    """Per-step mean gap (m) between paired learner and teacher lateral offsets.
+
+    ``g_t = mean_{e in A_t} |d_l[e, t] - d_t[e, t]|``, ``A_t = {e: both episodes e alive at t}``
+
+    Row e of both is the same episode (same track and seed). Alive at t: step t recorded and
+    ``t < f_e`` (or no failure), on each side with its own failure steps; the failure step itself is
+    left out (an off-road state there would swamp the mean; failures are counted separately).
+
+    Args:
+        d_learner, d_teacher: per-episode ``d_t`` (m), the same number of episodes.
+        failure_l, failure_t: per-episode failure steps of each side, -1 / None / NaN for none.
+        horizon: number of steps H to return; default the longest episode of either side.
+
+    Returns:
+        Shape ``(H,)``; NaN at steps without an alive pair.
+    """
+    dl, dt, _ = _paired_offsets(d_learner, d_teacher, failure_l, failure_t, horizon, "paired_offset_gap")
+    return _column_mean(np.abs(dl - dt))
+
+
+def wasserstein_1d(x: ArrayLike, y: ArrayLike) -> float:
+    """Wasserstein-1 distance between two 1-D samples: ``W1 = int_0^1 |F^-1(u) - G^-1(u)| du``.
+
+    ``F^-1``, ``G^-1`` are the empirical quantile functions (``F^-1(u) = x_(ceil(u n))``), piecewise
+    constant between the breakpoints ``{i / n} U {j / m}``, so the integral is an exact finite sum;
+    the sizes n and m may differ. Equal to ``scipy.stats.wasserstein_distance(x, y)``. NaN values
+    are dropped; NaN if either sample is then empty. Units: those of x (m for offsets).
+    """
+    xa, ya = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    xs, ys = np.sort(xa[~np.isnan(xa)]), np.sort(ya[~np.isnan(ya)])
+    n, k = xs.size, ys.size
+    if n == 0 or k == 0:
+        return float("nan")
+    # breakpoints in units of 1 / (n k), as integers so that ceil() is exact
+    b = np.union1d(np.arange(1, n + 1) * k, np.arange(1, k + 1) * n)
+    widths = np.diff(b, prepend=0)
+    ix, iy = (b + k - 1) // k - 1, (b + n - 1) // n - 1  # ceil(b / k) - 1, ceil(b / n) - 1
+    return float((widths * np.abs(xs[ix] - ys[iy])).sum() / (n * k))
+
+
+@dataclass(frozen=True, eq=False)
+class PairedDrift:
+    """Lateral drift of the learner from the teacher on paired episodes (:func:`paired_drift`).
+
+    Compared by identity (``w1`` is an array).
+    """
+
+    gap_mean: float
+    """Mean over steps t < horizon of the per-step paired gap g_t (m), NaN-aware; NaN if no step has one."""
+    gap_final: float
+    """g_t at the last step t < horizon with a value (m); NaN if none."""
+    w1: FloatArray
+    """Per-step W1 distance (m) between the alive learner and alive teacher offsets, shape (horizon,)."""
+    failure_fraction: float
+    """Fraction of learner episodes that failed by the horizon (f < horizon): what the gaps leave out."""
+
+
+def paired_drift(
+    d_learner: EpisodeData, d_teacher: EpisodeData, failure_l: FailureSteps, failure_t: FailureSteps, horizon: int
+) -> PairedDrift:
+    """Summary of the learner's lateral drift from the teacher over ``t = 0 .. horizon-1``.
+
+    - ``gap_mean = mean_{t: g_t defined} g_t`` and ``gap_final = g_{t_last}``, ``g_t`` from
+      :func:`paired_offset_gap` (pairs alive on both sides).
+    - ``w1[t] = W1(d_l[L_t, t], d_t[T_t, t])`` (:func:`wasserstein_1d`), ``L_t`` / ``T_t`` the learner /
+      teacher episodes alive at t. The two sets may differ (each side loses its own failed
+      episodes), so W1 compares the distributions, not the pairs; NaN where either is empty.
+    - ``failure_fraction = #{e: f_l[e] < horizon} / E``, the crash rate at the horizon.
+
+    Both gaps and W1 are computed on survivors only, so a learner whose drifting episodes fail
+    looks *better* on them: read them together with ``failure_fraction``, which is kept as its own
+    number for that reason. The noise floor is the same function applied to two teacher runs on
+    the same episodes (teacher vs teacher, e.g. different seeds of the teacher's noise or two
+    recordings): what "no drift" looks like with finite samples.
+
+    Args:
+        d_learner, d_teacher: per-episode ``d_t`` (m), the same episodes in the same order.
+        failure_l, failure_t: per-episode failure steps, -1 / None / NaN for none.
+        horizon: number of steps, >= 0.
+
+    Returns:
+        :class:`PairedDrift`.
+    """
+    horizon = _check_count(horizon, "horizon")
+    dl, dt, fl = _paired_offsets(d_learner, d_teacher, failure_l, failure_t, horizon, "paired_drift")
+    g = _column_mean(np.abs(dl - dt))
+    defined = np.flatnonzero(~np.isnan(g))
+    w1 = np.array([wasserstein_1d(dl[:, t], dt[:, t]) for t in range(horizon)], dtype=np.float64)
+    return PairedDrift(
+        gap_mean=float(g[defined].mean()) if defined.size else float("nan"),
+        gap_final=float(g[defined[-1]]) if defined.size else float("nan"),
+        w1=_readonly(w1),
+        failure_fraction=float(np.mean((fl >= 0) & (fl < horizon))),
+    )
