@@ -1,1 +1,1 @@
-"""Recorded driving: the dataset format, the collector, recording, driving yourself, Udacity interop."""
+"""Recorded driving: the dataset format, the collector, recording, driving yourself, Udacity and Minari interop."""
