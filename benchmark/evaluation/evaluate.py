@@ -35,7 +35,7 @@ from benchmark.rollout.policies import BUILTIN_KINDS, PolicySpec
 
 from .protocol import DEFAULT_PROTOCOL, EvalEpisode, load_protocol
 from .records import EpisodeRecord, RecordsMeta, RecordsRead, append_records, read_records, write_records
-from .results import SCHEMA_VERSION, PolicyRef, ProtocolRef, Results
+from .results import SCHEMA_VERSION, SCHEMA_VERSION_V2, PolicyRef, ProtocolRef, Results
 
 RESULTS_ROOT = Path("results")
 
@@ -266,12 +266,13 @@ def _results(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path, epis
     teacher = straight = None
     if config.drift_reference and spec.kind != "teacher":
         teacher = reference_records("teacher", config.protocol, config.profile, config, conditions)
-    if config.drift_reference and protocol.version >= 2 and spec.kind not in ("teacher", "straight"):
-        straight = reference_records("straight", config.protocol, config.profile, config, conditions)
+    if config.drift_reference and protocol.version >= 2 and spec.kind != "teacher":
+        straight = records if spec.kind == "straight" else reference_records(
+            "straight", config.protocol, config.profile, config, conditions)
     order = {str(e.key): i for i, e in enumerate(episodes)}
     records.sort(key=lambda r: order[r.key])
     results = Results(
-        schema_version=SCHEMA_VERSION,
+        schema_version=SCHEMA_VERSION if protocol.version < 2 else SCHEMA_VERSION_V2,
         protocol=ProtocolRef(protocol.name, protocol.sha256, config.profile, protocol.horizons(config.profile)),
         policy=PolicyRef(**spec.ref()), git_sha=git_sha(), packages=package_versions(), hardware=hardware(),
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

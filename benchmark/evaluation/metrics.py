@@ -1160,7 +1160,10 @@ def _mistakes(
     if not np.array_equal(np.isnan(a), np.isnan(b)):
         raise ValueError(f"{name}: actions and teacher_actions must have the same episode lengths (same NaN pattern)")
     f = _failure_array(failure_steps, a.shape[0])
-    _check_failures_recorded(f, episode_lengths(a), name)
+    # No action is taken in the failure state, so a failed episode may hold f_e actions (the
+    # harness's records: NaN at the failure step) or f_e + 1 (the failure step's value is ignored).
+    lengths = episode_lengths(a)
+    _check_failures_recorded(f, np.where((f >= 0) & (lengths == f), f + 1, lengths), name)
     if not (np.isfinite(tau) and tau >= 0):
         raise ValueError(f"{name}: tau must be a finite number >= 0, got {tau}")
     h = width if horizon is None else _check_count(horizon, "horizon")
@@ -1192,7 +1195,7 @@ def mistake_rate(
         actions, teacher_actions: learner commands and teacher labels (1/m), the same episodes and
             lengths (same NaN pattern).
         failure_steps: per-episode failure step, -1 / None / NaN for none; a failed episode has
-            ``f_e + 1`` recorded steps.
+            ``f_e + 1`` recorded steps, or ``f_e`` (no action is taken in the failure state).
         tau: mistake threshold on ``|a - a*|`` (1/m), >= 0; strictly greater counts.
         horizon: number of steps H to return; default the longest episode.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,10 +28,16 @@ import numpy as np
 from . import metrics as M
 from .protocol import CONDITIONS, Protocol, ProtocolError, load_protocol
 from .records import EpisodeRecord, read_records
+from .statistics import cluster_bootstrap, kaplan_meier, wilson_interval
 
 SCHEMA_VERSION = 1
-KNOWN_SCHEMA_VERSIONS = (1,)
+"""Results of a version-1 protocol (the v1 metrics only)."""
+SCHEMA_VERSION_V2 = 2
+"""Results of a version-2 protocol: the v1 blocks on the held-out tracks plus `paired` per condition."""
+KNOWN_SCHEMA_VERSIONS = (1, 2)
 """results.json schema versions this module reads."""
+REGRET_POINTS = 24
+"""Steps at which the v2 curves (dJ, eps_t, the paired gap) are stored: geometric from 1 to the horizon."""
 DRIFT_POINTS = 40
 
 ResultsInput = str | Path | Sequence[str | Path]
@@ -178,11 +184,152 @@ class InterventionMetrics(_Counts):
 
 
 @dataclass(frozen=True)
+class Proportion(_Json):
+    """k of n, with its Wilson 95% interval (0 of n is not [0, 0])."""
+
+    k: int
+    n: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, k: int, n: int) -> Proportion:
+        if n <= 0:
+            return cls(int(k), int(n), None, None, None)
+        low, high = wilson_interval(int(k), int(n))
+        return cls(int(k), int(n), k / n, _finite(low), _finite(high))
+
+
+@dataclass(frozen=True)
+class Curve(_Json):
+    """A metric at steps t (0-based; horizon T = t + 1 where the metric is cumulative), with an
+    optional pointwise 95% band."""
+
+    t: list[int]
+    value: list[float | None]
+    low: list[float | None] | None = None
+    high: list[float | None] | None = None
+
+
+@dataclass(frozen=True)
+class Regret(_Json):
+    """Paired regret dJ(T) = J_learner(T) - J_teacher(T) on the same episodes, and its log-log slope
+    over [t_lo, t_hi] (theory: near 2 when errors compound, near 1 for recoverable mistakes)."""
+
+    curve: Curve
+    """dJ at horizons T (stored in `t`)."""
+    slope: float | None
+    t_lo: int
+    t_hi: int
+    points: int
+
+    _NESTED: ClassVar[dict[str, type]] = {"curve": Curve}
+
+
+@dataclass(frozen=True)
+class Mistakes(_Json):
+    """The mistake rate: steps with |a - a*| > tau. eps_t against t on the policy's own rollouts (the
+    curve: its mean over the steps of each geometric bin up to t), its slope per decade of t, pooled
+    eps_on, eps_off on the teacher's trajectories (offpolicy mode) and their ratio."""
+
+    tau_per_m: float
+    curve: Curve
+    slope_per_decade: float | None
+    eps_on: Proportion
+    eps_off: Proportion | None
+    covariate_shift_ratio: float | None
+
+    _NESTED: ClassVar[dict[str, type]] = {"curve": Curve, "eps_on": Proportion, "eps_off": Proportion}
+
+
+@dataclass(frozen=True)
+class ExcursionMetrics(_Json):
+    """Excursions (|d| above onset_m) per km, and the probability that one recovers (Wilson)."""
+
+    onsets: int
+    km: float
+    onset_rate_per_km: float | None
+    recovery: Proportion
+    censored: int
+
+    _NESTED: ClassVar[dict[str, type]] = {"recovery": Proportion}
+
+
+@dataclass(frozen=True)
+class PairedDriftMetrics(_Json):
+    """Mean |d_policy - d_teacher| on paired episodes while both drive (cluster-bootstrap interval over
+    tracks), the teacher-vs-teacher floor (the teacher under a second disturbance stream), W1 of d
+    against the teacher's at t, and the failure fraction that the gap leaves out."""
+
+    gap_m: Interval
+    floor_m: float | None
+    gap: Curve
+    w1: Curve
+    failure_fraction: Proportion
+
+    _NESTED: ClassVar[dict[str, type]] = {"gap_m": Interval, "gap": Curve, "w1": Curve,
+                                          "failure_fraction": Proportion}
+
+
+@dataclass(frozen=True)
+class Family(_Json):
+    """One track family: the seen built-ins, or held-out tracks by their sharpest turn."""
+
+    family: str
+    crashes: Proportion
+    route_completion: float | None
+
+    _NESTED: ClassVar[dict[str, type]] = {"crashes": Proportion}
+
+
+@dataclass(frozen=True)
+class PairedMetrics(_Json):
+    """The version-2 metrics of one condition's held-out crash episodes (benchmark/evaluation/metrics.py,
+    section 11). Whatever needs the teacher's (or straight-ahead's) records is None without them."""
+
+    episodes: int
+    crashes: Proportion
+    """Episodes that failed within the last horizon."""
+    survival: Curve
+    """Kaplan-Meier S(T) at the horizons, Greenwood 95% band (log-log)."""
+    km_between_failures: float | None
+    """Kilometres driven per failure (None without failures)."""
+    route_completion: Interval
+    """Fraction of the intended distance driven before failure, cluster bootstrap over tracks."""
+    normalised_score: float | None
+    """Route completion rescaled: 0 = straight-ahead, 1 = the teacher."""
+    mistakes: Mistakes
+    excursions: ExcursionMetrics
+    regret: Regret | None = None
+    drift: PairedDriftMetrics | None = None
+    families: list[Family] = field(default_factory=list)
+
+    _NESTED: ClassVar[dict[str, type]] = {"crashes": Proportion, "survival": Curve, "route_completion": Interval,
+                                          "mistakes": Mistakes, "excursions": ExcursionMetrics, "regret": Regret,
+                                          "drift": PairedDriftMetrics}
+
+    def to_json(self) -> dict[str, Any]:
+        out = super().to_json()
+        out["families"] = [f.to_json() for f in self.families]
+        return out
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "paired") -> PairedMetrics:
+        d = dict(_strict(cls, data, where))
+        d["families"] = [Family.from_json(f, f"{where}.families") for f in d.get("families") or []]
+        return super(PairedMetrics, cls).from_json(d, where)
+
+
+@dataclass(frozen=True)
 class ConditionMetrics(_Json):
     crash: CrashMetrics | None = None
     intervention: InterventionMetrics | None = None
+    paired: PairedMetrics | None = None
+    """Version 2 only."""
 
-    _NESTED: ClassVar[dict[str, type]] = {"crash": CrashMetrics, "intervention": InterventionMetrics}
+    _NESTED: ClassVar[dict[str, type]] = {"crash": CrashMetrics, "intervention": InterventionMetrics,
+                                          "paired": PairedMetrics}
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_json().items() if v is not None}
@@ -353,22 +500,198 @@ def intervention_metrics(records: Sequence[EpisodeRecord], penalty_s: float,
         mean_abs_offset_m=Interval.of(M.per_episode_mean_abs([r.series("d") for r in valid]), rng))
 
 
+def _geometric_steps(horizon: int, points: int = REGRET_POINTS) -> list[int]:
+    return sorted({int(v) for v in np.round(np.geomspace(1, horizon, points))})
+
+
+def _curve(t: Sequence[int], values: np.ndarray, low=None, high=None) -> Curve:
+    return Curve([int(v) for v in t], [_finite(v) for v in values],
+                 None if low is None else [_finite(v) for v in low], None if high is None else [_finite(v) for v in high])
+
+
+def _family(track: str, bins: Sequence[float], seen: bool) -> str:
+    """seen, or gentle / medium / sharp ... by the sharpest turn of a held-out procedural track."""
+    if seen:
+        return "seen"
+    from envs import procedural_spec
+
+    spec = procedural_spec(int(track.split("-", 1)[1]))
+    k = max(1.0 / seg["radius"] for seg in spec["segments"] if seg["type"] == "arc")
+    names = FAMILY_NAMES[len(bins)] if len(bins) in FAMILY_NAMES else [f"bin{i}" for i in range(len(bins) + 1)]
+    return names[int(np.searchsorted(np.asarray(bins), k, side="right"))]
+
+
+FAMILY_NAMES = {2: ["gentle", "medium", "sharp"], 1: ["gentle", "sharp"], 0: ["all"]}
+
+
+def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecord],
+                   offpolicy: Sequence[EpisodeRecord], protocol: Protocol, horizons: list[int], max_steps: int,
+                   rng: np.random.Generator, teacher: Sequence[EpisodeRecord] | None,
+                   straight: Sequence[EpisodeRecord] | None, floor_m: float | None) -> PairedMetrics | None:
+    """The version-2 metrics of one condition: `records` are the policy's held-out crash episodes,
+    `seen` its crash episodes on the seen tracks (families only), `offpolicy` its offpolicy episodes
+    (eps_off); `teacher` / `straight` the references' crash records with the same keys (for the
+    teacher itself: its replicas); `floor_m` the teacher-vs-teacher mean paired gap."""
+    spec = protocol.metrics
+    valid = [r for r in records if r.valid]
+    if not valid or spec is None:
+        return None
+    horizon = horizons[-1]
+    fails = _failure_steps(valid)
+    n = len(valid)
+    crashed = [0 <= f < horizon for f in fails]
+    km = kaplan_meier([f if c else min(r.steps, horizon) for r, f, c in zip(valid, fails, crashed)], crashed)
+    # S(T) counts failures at steps t < T: read the curve just before T
+    survival = Curve(list(horizons), [_finite(km.at(h - 0.5)) for h in horizons],
+                     [_finite(_band(km, h - 0.5, "low")) for h in horizons],
+                     [_finite(_band(km, h - 0.5, "high")) for h in horizons])
+    n_fail = sum(crashed)
+    rc = M.route_completion(fails, [len(r.d) for r in valid], max_steps)
+    rc_mean, rc_low, rc_high = cluster_bootstrap(rc, [r.track for r in valid], rng, n_boot=1000)
+    route = Interval(_finite(rc_mean), _finite(rc_low), _finite(rc_high), _finite(M.iqm(rc)), int(rc.size))
+
+    steps = _geometric_steps(horizon)
+    at = [t - 1 for t in steps]  # per-step series at step t - 1, cumulative ones at T = t
+    act, teach = [r.series("action") for r in valid], [r.series("teacher_action") for r in valid]
+    tau = spec.mistake_tau_per_m
+    eps_t = M.mistake_rate(act, teach, fails, tau, horizon=horizon)
+    k_on, n_on = M.pooled_mistake_rate(act, teach, fails, tau, horizon=horizon)
+    eps_off = ratio = None
+    if off := [r for r in offpolicy if r.valid]:
+        k_off, n_off = M.pooled_mistake_rate([r.series("action") for r in off],
+                                             [r.series("teacher_action") for r in off], _failure_steps(off), tau,
+                                             horizon=horizon)
+        eps_off = Proportion.of(k_off, n_off)
+        if n_on and n_off:
+            ratio = _finite(M.covariate_shift_ratio(k_on / n_on, k_off / n_off))
+    # eps_t is noisy step by step: store its mean over the steps of each geometric bin (t_prev, t]
+    edges = [0, *steps]
+    binned = [_nanmean(eps_t[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
+    mistakes = Mistakes(tau, _curve(steps, np.asarray(binned)), _finite(M.mistake_rate_slope(eps_t)),
+                        Proportion.of(k_on, n_on), eps_off, ratio)
+
+    ex = M.excursions([r.series("d") for r in valid], fails, [r.distance_m for r in valid],
+                      onset_m=spec.excursion_onset_m, recover_m=spec.excursion_recover_m)
+    excursions = ExcursionMetrics(ex.onsets, float(ex.km), _finite(ex.onset_rate_per_km),
+                                  Proportion.of(ex.recovered, ex.recovered + ex.failed), ex.censored)
+
+    regret = drift = score = None
+    by_key = {r.key: r for r in teacher or [] if r.valid}
+    if all(r.key in by_key for r in valid):
+        ref = [by_key[r.key] for r in valid]
+        f_t = _failure_steps(ref)
+        c_l = M.cost_matrix([r.series("d") for r in valid], fails, protocol.cost_d_max_m, horizon)
+        c_t = M.cost_matrix([r.series("d") for r in ref], f_t, protocol.cost_d_max_m, horizon)
+        dj = M.paired_regret(c_l, c_t)
+        slope = M.regret_slope(dj, M.survival(fails, np.arange(horizon + 1)), t_min=spec.regret_t_min,
+                               min_survival=spec.regret_min_survival)
+        regret = Regret(_curve(steps, dj[steps]), _finite(slope.slope), int(slope.t_lo), int(slope.t_hi),
+                        int(slope.n_points))
+        d_l, d_t = [r.series("d") for r in valid], [r.series("d") for r in ref]
+        gaps = M.paired_offset_gap(d_l, d_t, fails, f_t, horizon=horizon)
+        w1 = M.paired_drift(d_l, d_t, fails, f_t, horizon).w1
+        per_episode = [_nanmean(M.paired_offset_gap([x], [y], [a], [b], horizon=horizon))
+                       for x, y, a, b in zip(d_l, d_t, fails, f_t)]
+        g_mean, g_low, g_high = cluster_bootstrap(per_episode, [r.track for r in valid], rng, n_boot=1000)
+        finite = [v for v in per_episode if math.isfinite(v)]
+        gap_m = Interval(_finite(g_mean), _finite(g_low), _finite(g_high),
+                         _finite(M.iqm(finite)) if finite else None, len(finite))
+        drift = PairedDriftMetrics(gap_m, floor_m, _curve(steps, gaps[at]), _curve(steps, w1[at]),
+                                   Proportion.of(n_fail, n))
+        s_by_key = {r.key: r for r in straight or [] if r.valid}
+        if straight and all(r.key in s_by_key for r in valid):
+            s_recs = [s_by_key[r.key] for r in valid]
+            rc_t = M.route_completion(f_t, [len(r.d) for r in ref], max_steps).mean()
+            rc_s = M.route_completion(_failure_steps(s_recs), [len(r.d) for r in s_recs], max_steps).mean()
+            score = _finite(M.normalised_score(float(rc.mean()), float(rc_s), float(rc_t)))
+
+    return PairedMetrics(
+        episodes=n, crashes=Proportion.of(n_fail, n), survival=survival,
+        km_between_failures=_finite(sum(r.distance_m for r in valid) / 1000.0 / n_fail) if n_fail else None,
+        route_completion=route, normalised_score=score, mistakes=mistakes, excursions=excursions, regret=regret,
+        drift=drift, families=_families(valid, [r for r in seen if r.valid], protocol, horizon, max_steps))
+
+
+def _nanmean(a: np.ndarray) -> float:
+    a = np.asarray(a, float)
+    return float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
+
+
+def _band(curve, t: float, side: str) -> float:
+    i = int(np.searchsorted(curve.times, t, side="right"))
+    return 1.0 if i == 0 else float(getattr(curve, side)[i - 1])
+
+
+def _as_crash(replicas: Sequence[EpisodeRecord]) -> list[EpisodeRecord]:
+    """The teacher's replica records under the keys of the crash episodes they replay."""
+    return [replace(r, key=r.key.replace("|replica|", "|crash|"), mode="crash") for r in replicas]
+
+
+def _floor_gap(crash: Sequence[EpisodeRecord], replica: Sequence[EpisodeRecord], horizon: int) -> float | None:
+    """The teacher-vs-teacher floor: mean paired |d| gap of the teacher's crash episodes and replicas."""
+    by_key = {r.key: r for r in _as_crash(replica) if r.valid}
+    pairs = [(a, by_key[a.key]) for a in crash if a.valid and a.key in by_key]
+    if not pairs:
+        return None
+    a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+    return _finite(M.paired_drift([x.series("d") for x in a], [y.series("d") for y in b], _failure_steps(a),
+                                  _failure_steps(b), horizon).gap_mean)
+
+
+def _families(held_out: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecord], protocol: Protocol, horizon: int,
+              max_steps: int) -> list[Family]:
+    bins = protocol.metrics.curvature_bins_per_m if protocol.metrics else ()
+    groups: dict[str, list[EpisodeRecord]] = {}
+    for r in seen:
+        groups.setdefault("seen", []).append(r)
+    for r in held_out:
+        groups.setdefault(_family(r.track, bins, False), []).append(r)
+    order = ["seen", *FAMILY_NAMES.get(len(bins), [])]
+    out = []
+    for name in sorted(groups, key=lambda g: order.index(g) if g in order else len(order)):
+        recs = groups[name]
+        f = _failure_steps(recs)
+        rc = M.route_completion(f, [len(r.d) for r in recs], max_steps)
+        out.append(Family(name, Proportion.of(sum(0 <= x < horizon for x in f), len(recs)), _finite(rc.mean())))
+    return out
+
+
 def compute_results(records: Sequence[EpisodeRecord], protocol: Protocol, profile: str,
-                    teacher: Sequence[EpisodeRecord] | None = None) -> Metrics:
-    """Metrics per condition and mode, plus the overall counts and invalid reasons."""
+                    teacher: Sequence[EpisodeRecord] | None = None,
+                    straight: Sequence[EpisodeRecord] | None = None) -> Metrics:
+    """Metrics per condition and mode, plus the overall counts and invalid reasons. From version 2 on,
+    the v1 blocks hold the held-out tracks only and `paired` holds the v2 metrics."""
     horizons = protocol.horizons(profile)
     edges = protocol.drift_edges()
+    v2 = protocol.version >= 2
+    seen_tracks = {str(t) for t in protocol.profile(profile).seen_tracks}
     conditions: dict[str, ConditionMetrics] = {}
     for condition in sorted({r.condition for r in records}, key=protocol.condition_index):
         rng = np.random.default_rng([protocol.seed, protocol.condition_index(condition)])
-        crash = [r for r in records if r.condition == condition and r.mode == "crash"]
+
+        def held_out(rs, mode):
+            return [r for r in rs if r.condition == condition and r.mode == mode
+                    and not (v2 and r.track in seen_tracks)]
+
+        crash = held_out(records, "crash")
         crash_m = None
         if crash:
-            ref = [t for t in (teacher or []) if t.condition == condition and t.mode == "crash"]
+            ref = held_out(teacher or [], "crash")
             crash_m = crash_metrics(crash, horizons, protocol.cost_d_max_m, rng, ref or None, edges)
-        inter = [r for r in records if r.condition == condition and r.mode == "intervention"]
+        inter = held_out(records, "intervention")
         inter_m = intervention_metrics(inter, protocol.intervention_penalty_s, rng) if inter else None
-        conditions[condition] = ConditionMetrics(crash_m, inter_m)
+        paired = None
+        if v2 and crash:
+            seen = [r for r in records if r.condition == condition and r.mode == "crash" and r.track in seen_tracks]
+            own_replicas = held_out(records, "replica")  # only the teacher's own records hold replicas
+            reference = teacher if teacher is not None else None
+            t_crash = held_out(reference, "crash") if reference else (_as_crash(own_replicas) or None)
+            floor_src = reference if reference is not None else records
+            floor_m = _floor_gap(held_out(floor_src, "crash"), held_out(floor_src, "replica"), horizons[-1])
+            paired = paired_metrics(crash, seen, held_out(records, "offpolicy"), protocol, horizons,
+                                    int(protocol.profile(profile).max_steps), rng, t_crash,
+                                    held_out(straight, "crash") if straight else None, floor_m)
+        conditions[condition] = ConditionMetrics(crash_m, inter_m, paired)
     return Metrics(episodes=len(records), invalid=sum(not r.valid for r in records),
                    invalid_reasons=sorted({r.reason for r in records if not r.valid}), conditions=conditions)
 

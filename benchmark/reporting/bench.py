@@ -1,5 +1,6 @@
-"""`python -m benchmark bench` (`make bench`): the zoo, the teacher and straight-ahead on the quick
-profile, then the figures and a summary table, all under results/."""
+"""`python -m benchmark bench` (`make bench`): the zoo, the teacher, straight-ahead and (protocol v2) the
+two synthetic reference policies on the quick profile, then the figures and a summary table, all
+under results/."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark.evaluation.evaluate import EvaluateConfig, default_out, evaluate
-from benchmark.evaluation.protocol import DEFAULT_PROTOCOL, load_protocol
+from benchmark.evaluation.protocol import load_protocol
+
+BENCH_PROTOCOL = "steerbench-v2"
 
 
 @dataclass(frozen=True)
@@ -18,14 +21,14 @@ class BenchConfig:
 
     zoo: Path = Path("models/zoo")
     """Model zoo directory: one sub-directory per model (config.json + model.safetensors)."""
-    protocol: str = DEFAULT_PROTOCOL
+    protocol: str = BENCH_PROTOCOL
     """Protocol name or path."""
     profile: Literal["quick", "full"] = "quick"
     """Protocol profile."""
     figures: Path = Path("results/figures")
     """Where the figures and summary.md go."""
-    condition: str = "nominal"
-    """Condition shown in the error-growth, drift and trajectory figures."""
+    condition: str = "disturbed"
+    """Condition of the summary and of the compounding (v2) or error-growth (v1) and trajectory figures."""
     workers: int = 2
     """Worker processes for the evaluation."""
     progress: bool = True
@@ -45,7 +48,8 @@ def run(config: BenchConfig) -> dict:
         raise FileNotFoundError(f"{config.zoo} holds no models (config.json + model.safetensors); "
                                 "train them with `make baselines`")
     protocol = load_protocol(config.protocol)
-    policies = ["teacher", "straight", *(str(p) for p in zoo_models(config.zoo))]
+    references = ["teacher", "straight"] + (["noisy-teacher", "drifting-teacher"] if protocol.version >= 2 else [])
+    policies = [*references, *(str(p) for p in zoo_models(config.zoo))]
     dirs = []
     for policy in policies:
         name = Path(policy).name

@@ -2,7 +2,7 @@
 
 Both results must come from the same protocol and profile, so every episode key names the same
 track, start and seed for both methods. For each condition's crash-mode episodes that both have
-(valid in both), the comparison is paired:
+(valid in both; from protocol v2 on, on the held-out tracks only), the comparison is paired:
 
 - crash by the last horizon: McNemar's exact test on the discordant pairs (b: only A crashed,
   c: only B crashed); the effect is the difference of crash rates (A - B) with Wilson intervals of
@@ -46,10 +46,12 @@ class CompareConfig:
     """Seed of the bootstrap."""
 
 
-def _per_episode(result: Result, condition: str, horizon: int, d_max: float) -> dict[str, dict[str, float]]:
+def _per_episode(result: Result, condition: str, horizon: int, d_max: float,
+                 seen: frozenset[str] = frozenset()) -> dict[str, dict[str, float]]:
+    """Per crash-mode episode of `condition` (held-out tracks only: `seen` tracks are left out)."""
     out: dict[str, dict[str, float]] = {}
     for r in result.records(lambda key: f"|{condition}|crash|" in key):
-        if not r.valid or r.condition != condition or r.mode != "crash":
+        if not r.valid or r.condition != condition or r.mode != "crash" or r.track in seen:
             continue
         fail = r.failure_step if r.crashed else -1
         costs = M.cost_matrix([r.series("d")], [fail], d_max, horizon)[0]
@@ -59,6 +61,24 @@ def _per_episode(result: Result, condition: str, horizon: int, d_max: float) -> 
     return out
 
 
+def seen_tracks(result: Result) -> frozenset[str]:
+    """The built-in (seen, trained-on) tracks of a v2 result, never pooled with held-out ones: a v2
+    protocol's held-out tracks are all procedural, so every other track in its records is seen."""
+    if result.results.schema_version < 2:
+        return frozenset()
+    return frozenset(r.track for r in result.records() if not r.track.startswith("procedural-"))
+
+
+def crash_test(a: Result, b: Result, condition: str) -> tuple[int, int, int, float]:
+    """(pairs, only-A crashed, only-B crashed, McNemar's exact p) on the held-out crash episodes."""
+    horizon, seen = a.horizons[-1], seen_tracks(a)
+    ea = _per_episode(a, condition, horizon, 1.0, seen)
+    eb = _per_episode(b, condition, horizon, 1.0, seen)
+    keys = sorted(set(ea) & set(eb))
+    disc_b, disc_c = paired_discordance([ea[k]["crashed"] > 0 for k in keys], [eb[k]["crashed"] > 0 for k in keys])
+    return len(keys), disc_b, disc_c, mcnemar_exact(disc_b, disc_c)
+
+
 def compare(config: CompareConfig) -> pd.DataFrame:
     """One row per condition and metric: A, B, the difference A - B, its interval, the p-value and the verdict."""
     a, b = load_results([config.a, config.b])
@@ -66,9 +86,10 @@ def compare(config: CompareConfig) -> pd.DataFrame:
     horizon = a.horizons[-1]
     rng = np.random.default_rng(config.seed)
     rows: list[dict[str, Any]] = []
+    seen = seen_tracks(a)
     for condition in [c for c in a.conditions if c in b.conditions]:
-        ea = _per_episode(a, condition, horizon, protocol.cost_d_max_m)
-        eb = _per_episode(b, condition, horizon, protocol.cost_d_max_m)
+        ea = _per_episode(a, condition, horizon, protocol.cost_d_max_m, seen)
+        eb = _per_episode(b, condition, horizon, protocol.cost_d_max_m, seen)
         keys = sorted(set(ea) & set(eb))
         if not keys:
             continue

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 FIGURES: tuple[str, ...] = ("error_growth", "drift", "survival", "autonomy", "trajectories")
+FIGURES_V2: tuple[str, ...] = ("compounding", "survival", "trajectories")
+"""The figures of version-2 results: the paired regret and eps_t replace the v1 growth and TV drift."""
 """The figures plot_all writes, as <name>.png."""
 
 DPI = 150
@@ -249,6 +251,75 @@ def error_growth_figure(results: ResultsInput | Iterable[Result], condition: str
         d_max = f" (d$_{{max}}$ = {protocol.cost_d_max_m:g} m)" if protocol is not None else ""
         _subtitle(fig, results, f"c$_t$ = min(1, |d$_t$|/d$_{{max}}$){d_max}, 1 after a failure; "
                                 "exponent = slope of log J on log T over the horizons")
+    return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# Compounding (protocol v2)
+# ------------------------------------------------------------------------------------------------
+
+
+def compounding_figure(results: ResultsInput | Iterable[Result], condition: str = "disturbed") -> Figure:
+    """Version-2 results: (left) the paired regret dJ(T) = J_policy(T) - J_teacher(T) on the same
+    episodes, log-log, with guides proportional to T and T^2 and each method's fitted slope; (right)
+    the on-policy mistake rate eps_t = P(|a - a*| > tau | alive at t) against t, with each method's
+    off-policy rate eps_off (the teacher driving) as a dotted level."""
+    _check_condition(condition)
+    results = _results(results)
+    colors, markers = method_colors(results), method_markers(results)
+    rows = []
+    for r in results:
+        c = r.results.metrics.conditions.get(condition)
+        if c is not None and c.paired is not None and r.kind != "teacher":
+            rows.append((r, c.paired))
+    if not rows:
+        raise MissingData(f"no paired (v2) metrics for the {condition} condition")
+    horizon = results[0].horizons[-1]
+    hz = policy_hz(results[0])
+    with _style():
+        fig = _figure((14.5, 6.2))
+        left, right = fig.subplots(1, 2)
+        anchors = []
+        for r, m in rows:
+            if m.regret is None:
+                continue
+            T = np.asarray(m.regret.curve.t, float)
+            dj = np.array([v if _finite(v) else np.nan for v in m.regret.curve.value], float)
+            ok = np.isfinite(dj) & (dj > 0)
+            if not ok.any():
+                continue
+            slope = m.regret.slope
+            label = f"{r.label}: slope {slope:.2f}" if _finite(slope) else f"{r.label}: slope n/a"
+            left.plot(T[ok], dj[ok], "-", marker=markers[r.label], markevery=3, color=colors[r.label], lw=2.0,
+                      ms=6, label=label)
+            anchors.append(float(np.interp(30.0, T[ok], dj[ok])))
+        if anchors:
+            anchor = float(np.exp(np.mean(np.log(np.maximum(anchors, 1e-6)))))
+            tt = np.geomspace(30, horizon, 50)
+            left.plot(tt, anchor * tt / 30, "--", color=GUIDE_COLOR, lw=1.5, label="∝ T  (recoverable mistakes)")
+            left.plot(tt, anchor * (tt / 30) ** 2, ":", color=GUIDE_COLOR, lw=2.0, label="∝ T²  (compounding)")
+        left.set_xscale("log")
+        left.set_yscale("log")
+        left.set_xlabel(f"horizon T (policy steps, {hz:g} Hz; log scale)")
+        left.set_ylabel("paired regret dJ(T) = J$_{policy}$(T) − J$_{teacher}$(T)  (log scale)")
+        left.set_title("Does the cost against the teacher compound?")
+        left.legend(loc="upper left", fontsize=8.5, frameon=False)
+        for r, m in rows:
+            t = np.asarray(m.mistakes.curve.t, float)
+            eps = np.array([v if _finite(v) else np.nan for v in m.mistakes.curve.value], float)
+            right.plot(t, eps, "-", marker=markers[r.label], markevery=3, color=colors[r.label], lw=2.0, ms=6,
+                       label=r.label)
+            if m.mistakes.eps_off is not None and _finite(m.mistakes.eps_off.rate):
+                right.axhline(m.mistakes.eps_off.rate, color=colors[r.label], ls=":", lw=1.4)
+        right.set_xscale("log")
+        right.set_ylim(-0.02, 1.02)
+        right.set_xlabel("step t (log scale)")
+        tau = rows[0][1].mistakes.tau_per_m
+        right.set_ylabel(f"ε$_t$ = P(|a − a*| > {tau:g} 1/m | alive at t)")
+        right.set_title("On-policy mistake rate (dotted: ε$_{off}$, the teacher driving)")
+        right.legend(loc="lower right", fontsize=8.5, frameon=False)
+        fig.suptitle(f"Compounding error, {condition} condition (held-out tracks, paired with the teacher)")
+        _subtitle(fig, results, "same episodes and disturbance sequence for every method")
     return fig
 
 
@@ -589,8 +660,8 @@ def trajectories_figure(results: ResultsInput | Iterable[Result], condition: str
 
 def plot_all(results_dirs: ResultsInput | Iterable[Result], out_dir: str | Path, condition: str = "nominal",
              tracks: int = 2) -> list[Path]:
-    """Write error_growth.png, drift.png, survival.png, autonomy.png and trajectories.png into
-    `out_dir`; a figure the results have no data for is skipped with a printed note. Returns the
+    """Write error_growth.png, drift.png, survival.png, autonomy.png and trajectories.png (v2 results:
+    compounding.png, survival.png and trajectories.png) into `out_dir`; a figure the results have no data for is skipped with a printed note. Returns the
     paths written."""
     _check_condition(condition)
     results = _results(results_dirs)
@@ -599,6 +670,7 @@ def plot_all(results_dirs: ResultsInput | Iterable[Result], out_dir: str | Path,
         raise ResultsError(f"no results for the {condition!r} condition; the results have: {', '.join(have) or 'none'}")
     out_dir = Path(out_dir)
     makers = {
+        "compounding": lambda: compounding_figure(results, condition),
         "error_growth": lambda: error_growth_figure(results, condition),
         "drift": lambda: drift_figure(results, condition),
         "survival": lambda: survival_figure(results),
@@ -606,7 +678,7 @@ def plot_all(results_dirs: ResultsInput | Iterable[Result], out_dir: str | Path,
         "trajectories": lambda: trajectories_figure(results, condition, tracks),
     }
     written: list[Path] = []
-    for name in FIGURES:
+    for name in FIGURES_V2 if results[0].results.schema_version >= 2 else FIGURES:
         try:
             fig = makers[name]()
         except MissingData as exc:

@@ -137,8 +137,11 @@ def markdown_table(df: pd.DataFrame, horizon: int | None = None, condition: str 
 
 
 def write_summary(results: ResultsInput | Iterable[Result], out_md: str | Path, condition: str = "nominal") -> Path:
-    """Write the summary table as Markdown, with a header on the protocol, profile and columns."""
+    """Write the summary table as Markdown, with a header on the protocol, profile and columns
+    (results of a version-2 protocol: the paired v2 summary)."""
     items = load_results(results)
+    if items[0].results.schema_version >= 2:
+        return write_paired_summary(items, out_md, condition)
     df = summary_table(items, condition)
     first = items[0]
     horizon = first.horizons[-1]
@@ -171,4 +174,165 @@ evaluated or not applicable (the teacher has no drift from itself).
     out = Path(out_md)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(header + markdown_table(df, horizon, condition) + "\n")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Protocol v2: paired metrics with intervals
+# ------------------------------------------------------------------------------------------------
+
+SYNTHETIC = ("noisy-teacher", "drifting-teacher")
+"""Policy kinds of the synthetic references: calibration rows, not methods."""
+BASELINE = "bc"
+"""The method every other one is tested against (McNemar on paired crashes), when present."""
+
+
+def _p(prop) -> tuple[float, float, float]:
+    return (_num(prop.rate), _num(prop.low), _num(prop.high)) if prop is not None else (math.nan,) * 3
+
+
+def paired_row(r: Result, condition: str) -> dict[str, Any]:
+    """The v2 numbers of one method and condition (NaN where absent)."""
+    c = r.results.metrics.conditions.get(condition)
+    m = c.paired if c is not None else None
+    row: dict[str, Any] = {"kind": r.kind, "episodes": m.episodes if m else 0}
+    if m is None:
+        return row
+    row["crashes"], row["crashes_n"] = m.crashes.k, m.crashes.n
+    row["crash_rate"], row["crash_low"], row["crash_high"] = _p(m.crashes)
+    rc = m.route_completion
+    row["route_completion"], row["route_low"], row["route_high"] = _num(rc.mean), _num(rc.ci_low), _num(rc.ci_high)
+    row["score"] = _num(m.normalised_score)
+    row["regret_slope"] = _num(m.regret.slope if m.regret else None)
+    row["regret_window"] = f"{m.regret.t_lo}-{m.regret.t_hi}" if m.regret and m.regret.t_hi >= m.regret.t_lo else ""
+    row["eps_on"], row["eps_on_low"], row["eps_on_high"] = _p(m.mistakes.eps_on)
+    row["eps_off"], row["eps_off_low"], row["eps_off_high"] = _p(m.mistakes.eps_off)
+    row["shift_ratio"] = _num(m.mistakes.covariate_shift_ratio)
+    row["eps_slope"] = _num(m.mistakes.slope_per_decade)
+    d = m.drift
+    row["gap_m"], row["gap_low"], row["gap_high"] = ((_num(d.gap_m.mean), _num(d.gap_m.ci_low), _num(d.gap_m.ci_high))
+                                                     if d else (math.nan,) * 3)
+    row["floor_m"] = _num(d.floor_m if d else None)
+    row["excursions_per_km"] = _num(m.excursions.onset_rate_per_km)
+    row["recovery"], row["recovery_low"], row["recovery_high"] = _p(m.excursions.recovery)
+    seen = next((f for f in m.families if f.family == "seen"), None)
+    row["seen_crashes"] = f"{seen.crashes.k}/{seen.crashes.n}" if seen else ""
+    return row
+
+
+def paired_table(results: ResultsInput | Iterable[Result], condition: str = "disturbed") -> pd.DataFrame:
+    """One row per method (v2 results): crashes with Wilson intervals, route completion (cluster
+    bootstrap over tracks), the normalised score, the paired-regret slope, eps_on / eps_off and their
+    ratio, the paired gap to the teacher with the teacher-vs-teacher floor, excursions, the seen
+    tracks' crashes apart, and McNemar's exact p of the paired crashes against `BASELINE`."""
+    items = load_results(results)
+    rows = [paired_row(r, condition) for r in items]
+    base = next((r for r in items if r.label == BASELINE), None)
+    for r, row in zip(items, rows):
+        row["p_vs_bc"] = math.nan
+        if base is not None and r is not base and r.kind not in ("teacher",) and row["episodes"]:
+            from .compare import crash_test
+
+            row["p_vs_bc"] = crash_test(r, base, condition)[3]
+    return pd.DataFrame(rows, index=pd.Index([r.label for r in items], name="method"))
+
+
+def _pct(x: float, lo: float, hi: float) -> str:
+    return _fmt_ci(x, lo, hi, 2)
+
+
+def paired_markdown(df: pd.DataFrame, alpha: float = 0.05) -> str:
+    rows = []
+    for method, r in df.iterrows():
+        if not r.get("episodes"):
+            continue
+        p = r["p_vs_bc"]
+        verdict = "–" if not math.isfinite(p) else (f"{p:.3g}" + (" (not separable)" if p >= alpha else ""))
+        rows.append({
+            "method": str(method).replace("|", "\\|"),
+            "crashes [95% CI]": f"{int(r['crashes'])}/{int(r['crashes_n'])} {_pct(r['crash_rate'], r['crash_low'], r['crash_high'])}",
+            "vs bc: McNemar p": verdict,
+            "route completion": _fmt_ci(r["route_completion"], r["route_low"], r["route_high"], 2),
+            "score": _fmt(r["score"], 2),
+            "regret slope": _fmt(r["regret_slope"], 2),
+            "ε_on": _fmt_ci(r["eps_on"], r["eps_on_low"], r["eps_on_high"], 3),
+            "ε_off": _fmt_ci(r["eps_off"], r["eps_off_low"], r["eps_off_high"], 3),
+            "ε_on/ε_off": _fmt(r["shift_ratio"], 2),
+            "gap to teacher (m)": _fmt_ci(r["gap_m"], r["gap_low"], r["gap_high"], 3),
+            "excursions /km": _fmt(r["excursions_per_km"], 1),
+            "recovered": _fmt_ci(r["recovery"], r["recovery_low"], r["recovery_high"], 2),
+            "seen tracks: crashes": r["seen_crashes"] or "–",
+        })
+    table = pd.DataFrame(rows)
+    return table.to_markdown(index=False, disable_numparse=True, colalign=["left"] + ["right"] * (table.shape[1] - 1))
+
+
+def families_markdown(results: ResultsInput | Iterable[Result], condition: str = "disturbed") -> str:
+    """Crashes per track family (seen built-ins; held-out tracks by their sharpest turn), Wilson intervals."""
+    items = load_results(results)
+    names: list[str] = []
+    cells: dict[str, dict[str, str]] = {}
+    for r in items:
+        c = r.results.metrics.conditions.get(condition)
+        if c is None or c.paired is None:
+            continue
+        for f in c.paired.families:
+            if f.family not in names:
+                names.append(f.family)
+            cells.setdefault(r.label, {})[f.family] = (
+                f"{f.crashes.k}/{f.crashes.n} [{f.crashes.low:.2f}, {f.crashes.high:.2f}]")
+    rows = [{"method": m.replace("|", "\\|"), **{n: v.get(n, "–") for n in names}} for m, v in cells.items()]
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)
+
+
+def write_paired_summary(items: list[Result], out_md: str | Path, condition: str = "disturbed") -> Path:
+    """The v2 summary: the paired table, the families, and what every column means."""
+    first = items[0]
+    protocol = protocol_of(first)
+    horizon = first.horizons[-1]
+    sha = str(first.results.protocol.sha256 or "")[:12]
+    df = paired_table(items, condition)
+    methods = [label for label, r in zip(df.index, items) if r.kind not in SYNTHETIC]
+    synthetic = [label for label, r in zip(df.index, items) if r.kind in SYNTHETIC]
+    n = sorted({int(v) for v in df["episodes"] if v})
+    spec = protocol.metrics if protocol is not None else None
+    tau = f"{spec.mistake_tau_per_m:g}" if spec else "tau"
+    onset = f"{spec.excursion_onset_m:g}" if spec else "onset"
+    recover = f"{spec.excursion_recover_m:g}" if spec else "recover"
+    window = (f"from T = {spec.regret_t_min} to the last T with survival ≥ {spec.regret_min_survival:g}" if spec
+              else "over the protocol's window")
+    header = f"""# SteerBench results: {first.protocol}, {first.profile} profile
+
+Protocol `{first.protocol}`{f" (sha256 `{sha}…`)" if sha else ""}, profile `{first.profile}`, the {condition}
+condition: {"/".join(str(v) for v in n)} held-out test tracks, one {horizon}-step crash-mode episode each
+({policy_hz(first):g} Hz), the same episodes and the same disturbance sequence for every method (common random
+numbers). Proportions carry Wilson 95% intervals, means a cluster bootstrap over tracks; "not separable" marks
+a McNemar exact p ≥ 0.05 against bc on the paired crashes. Seen tracks (built-ins that training uses) are
+counted apart, never pooled. Definitions: benchmark/evaluation/metrics.py, section 11; docs/protocol-v2.md.
+
+- **crashes**: episodes that left the road or collided within T = {horizon}.
+- **route completion**: fraction of the intended {horizon} steps driven before a failure; **score**: route
+  completion rescaled so that straight-ahead is 0 and the teacher 1.
+- **regret slope**: log-log slope of the paired regret dJ(T) = J_policy(T) − J_teacher(T) on the same
+  episodes, {window} (near 2: errors compound; near 1: independent, recoverable mistakes).
+- **ε_on**: fraction of the policy's own steps with |a − a*| > {tau} 1/m (a* the teacher's label there);
+  **ε_off**: the same on the teacher's trajectories of the same episodes (the teacher drives, the policy is
+  queried); **ε_on/ε_off**: the covariate-shift ratio (≫ 1: the policy's own states are harder for it).
+- **gap to teacher**: mean |d_policy − d_teacher| while both drive (m); the teacher's row is the floor,
+  the teacher against itself under a second disturbance sequence. It is measured on survivors: read it with
+  the crashes.
+- **excursions /km**: |d| rising above {onset} m, per km; **recovered**: fraction back under {recover} m
+  without a failure.
+
+"""
+    parts = [header, "## Methods\n\n", paired_markdown(df.loc[methods]), "\n"]
+    if synthetic:
+        parts += ["\n## Calibration: synthetic references with known shapes\n\n",
+                  "noisy-teacher: the teacher plus independent noise (its mistakes do not compound: ε flat, "
+                  "ε_on/ε_off = 1); drifting-teacher: the teacher plus a push away from the centre that grows "
+                  "with its own offset (its mistakes compound).\n\n", paired_markdown(df.loc[synthetic]), "\n"]
+    parts += ["\n## Crashes by track family\n\n", families_markdown(items, condition), "\n"]
+    out = Path(out_md)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("".join(parts))
     return out

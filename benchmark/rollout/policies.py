@@ -22,6 +22,7 @@ mistakes that compound.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,21 +76,22 @@ class TeacherPolicy:
 
 class NoisyTeacher:
     """Synthetic reference with independent, recoverable mistakes: the teacher's label plus white
-    Gaussian noise (std `std` [1/m]), drawn per episode from (`seed`, the episode's number in the
-    run). Its mistake rate is the same at every step and the teacher's correction undoes each
+    Gaussian noise (std `std` [1/m]). The noise is a function of (`seed`, track, step) alone, so it
+    is independent from step to step and from track to track, and the same in every run of a
+    track. Its mistake rate is the same at every step and the teacher's correction undoes each
     mistake, so eps_t is flat and the paired regret grows about linearly (log-log slope near 1)."""
 
     name = "noisy-teacher"
 
     def __init__(self, std: float = 0.03, seed: int = 0):
         self.std, self.seed = float(std), int(seed)
-        self._rngs: list[np.random.Generator] = []
 
     def reset(self, n: int) -> None:
-        self._rngs = [np.random.default_rng([self.seed, k]) for k in range(n)]
+        pass
 
     def act_on_state(self, infos: Sequence[dict], episodes: np.ndarray) -> np.ndarray:
-        noise = np.array([self._rngs[int(e)].standard_normal() for e in episodes])
+        noise = np.array([np.random.default_rng([self.seed, zlib.crc32(str(i["track"]).encode()), int(i["step"])])
+                          .standard_normal() for i in infos])
         return teacher_actions(infos) + self.std * noise
 
 
