@@ -317,8 +317,10 @@ def reference_records(kind: str, protocol_ref: str, profile: str, config: Evalua
     needed = {str(e.key) for e in protocol.episodes(profile, conditions, teacher=kind == "teacher")}
     if not needed <= {r.key for r in records}:
         everything = sorted({e.condition for e in protocol.episodes(profile)})
+        # straight-ahead's own results pair it with the teacher (the teacher needs no reference)
         evaluate(EvaluateConfig(policy=kind, protocol=protocol_ref, profile=profile, workers=config.workers,
-                                group_size=config.group_size, progress=config.progress, drift_reference=False,
+                                group_size=config.group_size, progress=config.progress,
+                                drift_reference=kind == "straight",
                                 resume=meta is None or meta.get("conditions") == everything))
         records = read_records(path).records
     return [r for r in records if r.key in needed]
