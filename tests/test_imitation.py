@@ -95,7 +95,8 @@ def test_tiny_end_to_end_run_of_each_algorithm(tmp_path, run, cfg):
     assert "command" in extra and extra["rounds"] == config.rounds and len(extra["rounds_log"]) == config.rounds
     rounds = __import__("pandas").read_csv(out / "rounds.csv")
     assert list(rounds["round"]) == list(range(1, config.rounds + 1))
-    assert {"labels", "env_steps", "train_loss", "val_crash_rate", "val_offset_m"} <= set(rounds.columns)
+    assert {"labels", "env_steps", "train_loss", "val_crash_rate", "val_offset_m", "precision"} <= set(rounds.columns)
+    assert extra["precision"] in ("bf16", "float32") and extra["config"]["precision"] == "auto"  # used vs asked
 
 
 def test_validation_seeds_must_not_be_training_seeds():

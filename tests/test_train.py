@@ -1,12 +1,20 @@
-"""Behaviour cloning: the loss falls, resume is exact, a trained policy out-drives going straight."""
+"""Behaviour cloning: the loss falls, resume is exact, a trained policy out-drives going straight;
+the same in bf16, and 'auto' precision follows the hardware."""
+
+import json
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from benchmark.data.dataset import Dataset
+from benchmark.training import precision as P
 from benchmark.training.augment import AugmentConfig
 from benchmark.training.train import TrainConfig, evaluate_loss, fit, split_episodes
+
+CPU = torch.device("cpu")
 
 
 def config(tmp_path, **kw):
@@ -96,30 +104,94 @@ def oval_run(oval_dataset, tmp_path_factory):
     return cfg, fit(cfg)
 
 
-def test_a_short_training_run_lowers_the_validation_loss(oval_dataset, oval_run):
+def untrained_val_loss(dataset_dir, cfg) -> float:
+    """The validation loss of the run's initial weights (same seed, same split)."""
     from models import ModelConfig, build_model
 
-    cfg, result = oval_run
-    ds = Dataset.open(oval_dataset)
+    ds = Dataset.open(dataset_dir)
     torch.manual_seed(cfg.seed)
     _, val = split_episodes(ds, cfg.val_fraction, cfg.seed)
-    before = evaluate_loss(build_model(ModelConfig()), ds, val, cfg, torch, torch.device("cpu"))
-    assert result.best_val_loss < 0.5 * before
+    return evaluate_loss(build_model(ModelConfig()), ds, val, cfg, torch, CPU)
+
+
+def drives_farther_than_straight_ahead(model) -> tuple[float, float]:
+    """Mean distance driven on the oval in closed loop (4 episodes of 300 steps): the model's, going straight."""
+    from benchmark.evaluation.protocol import EvalEpisode
+    from benchmark.evaluation.records import EpisodeKey
+    from benchmark.evaluation.rollouts import run_episodes
+    from benchmark.rollout.policies import StraightPolicy, TorchPolicy
+
+    episodes = [EvalEpisode(key=EpisodeKey("oval", "nominal", "crash", k), track="oval", track_seed=None,
+                            seed=100 + k, max_steps=300) for k in range(4)]
+    dist = lambda records: float(np.mean([r.distance_m for r in records]))  # noqa: E731
+    return dist(run_episodes(TorchPolicy(model, device="cpu"), episodes)), dist(run_episodes(StraightPolicy(), episodes))
+
+
+def test_a_short_training_run_lowers_the_validation_loss(oval_dataset, oval_run):
+    cfg, result = oval_run
+    assert result.best_val_loss < 0.5 * untrained_val_loss(oval_dataset, cfg)
+    assert result.precision == P.resolve("auto", CPU)  # the default follows the hardware
     assert list(result.log["epoch"]) == list(range(1, 7))
     for name in ("train_log.csv", "train_config.json", "model/model.safetensors", "checkpoint/state.json"):
         assert (cfg.out / name).exists()
 
 
 def test_a_policy_trained_on_a_small_dataset_drives_farther_than_straight_ahead(oval_run):
-    from benchmark.evaluation.protocol import EvalEpisode
-    from benchmark.evaluation.records import EpisodeKey
-    from benchmark.evaluation.rollouts import run_episodes
-    from benchmark.rollout.policies import StraightPolicy, TorchPolicy
-
     _, result = oval_run
-    episodes = [EvalEpisode(key=EpisodeKey("oval", "nominal", "crash", k), track="oval", track_seed=None,
-                            seed=100 + k, max_steps=300) for k in range(4)]
-    learned = run_episodes(TorchPolicy(result.model, device="cpu"), episodes)
-    straight = run_episodes(StraightPolicy(), episodes)
-    dist = lambda records: np.mean([r.distance_m for r in records])  # noqa: E731
-    assert dist(learned) > 2.0 * dist(straight)
+    learned, straight = drives_farther_than_straight_ahead(result.model)
+    assert learned > 2.0 * straight
+
+
+# --- bf16 ---------------------------------------------------------------------------------------
+
+
+def test_auto_precision_follows_the_hardware_detection():
+    native = torch.backends.cpu.get_cpu_capability() == "AVX512" and bool(
+        P.cpu_flags(Path("/proc/cpuinfo").read_text()) & {"avx512_bf16", "amx_bf16"})
+    assert P.cpu_has_native_bf16() == native
+    assert P.resolve("auto", CPU) == ("bf16" if native else "float32")
+    assert P.resolve("float32", CPU) == "float32"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert P.resolve("bf16", CPU) == "bf16"  # runs even where emulated, with a warning there
+    assert any("emulated" in str(w.message) for w in caught) == (not native)
+    if torch.cuda.is_available():
+        cuda = torch.device("cuda")
+        assert P.resolve("auto", cuda) == ("bf16" if torch.cuda.is_bf16_supported(including_emulation=False)
+                                           else "float32")
+
+
+def test_cpu_flags_are_read_from_cpuinfo_text():
+    text = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\nbugs\t\t: none\n"
+    assert {"avx512f", "avx512_bf16"} <= P.cpu_flags(text) and "none" not in P.cpu_flags(text)
+
+
+def test_a_bf16_run_is_repeatable_records_its_precision_and_refuses_a_float32_resume(small_dataset, tmp_path):
+    runs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on this CPU is expected here
+        for name in ("a", "b"):
+            runs.append(fit(config(tmp_path / name, data=small_dataset, epochs=1, precision="bf16")))
+    a, b = (r.model.state_dict() for r in runs)
+    assert all(a[k].dtype == torch.float32 and torch.equal(a[k], b[k]) for k in a)  # float32 weights, same bits
+    out = tmp_path / "a" / "run"
+    assert json.loads((out / "train_config.json").read_text())["precision"] == "bf16"
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["precision"] == "bf16"
+    assert list(runs[0].log["precision"]) == ["bf16"]
+    with pytest.raises(ValueError, match="trained in bf16"):
+        fit(config(tmp_path / "a", data=small_dataset, epochs=2, precision="float32"))
+
+
+def test_a_bf16_run_still_learns_to_drive(oval_dataset, tmp_path):
+    # A tenth of the float32 run's updates (bf16 is emulated, ~7x slower, on CPUs without it), at a
+    # higher rate; at this budget float32 and bf16 reach the same closed-loop bar for seed 0.
+    cfg = TrainConfig(data=oval_dataset, out=tmp_path / "bf16", epochs=1, max_updates=32, warmup_updates=5, lr=2e-3,
+                      batch_size=32, val_fraction=0.25, threads=2, progress=False, precision="bf16",
+                      augment=AugmentConfig(side_cameras=True, label_rule="return"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = fit(cfg)
+    assert result.precision == "bf16" and result.updates == 32
+    assert result.best_val_loss < 0.5 * untrained_val_loss(oval_dataset, cfg)
+    learned, straight = drives_farther_than_straight_ahead(result.model)
+    assert learned > 2.0 * straight, (learned, straight)

@@ -19,6 +19,7 @@ import math
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -59,6 +60,9 @@ class BaselinesConfig:
     """Procedural training seeds of the final closed-loop comparison."""
     validation_steps: int = 600
     """Steps per validation episode."""
+    precision: Literal["auto", "bf16", "float32"] = "float32"
+    """Training precision. float32 by default: the checked-in zoo was trained in float32, and bf16 would
+    give other weights; 'auto' trains in bf16 where the device has it natively."""
     threads: int = 0
     """CPU threads for torch (0: all cores)."""
     progress: bool = True
@@ -68,7 +72,7 @@ class BaselinesConfig:
 def method_config(name: str, config: BaselinesConfig) -> ImitationConfig:
     common = dict(out=Path(config.work) / name, label_budget=config.label_budget, rounds=config.rounds,
                   procedural_seeds=config.procedural_seeds, steps=config.steps, seed=config.seed,
-                  epochs=config.epochs, threads=config.threads, progress=config.progress)
+                  epochs=config.epochs, precision=config.precision, threads=config.threads, progress=config.progress)
     if name in ("bc", "bc-shifted"):
         epochs = max(1, math.ceil(config.epochs * (config.rounds + 1) / 2))
         augment = AugmentConfig()

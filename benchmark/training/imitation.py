@@ -86,6 +86,8 @@ class ImitationConfig:
     """CPU threads for torch (0: all cores)."""
     device: str = "auto"
     """'auto', 'cpu' or 'cuda' for training."""
+    precision: Literal["auto", "bf16", "float32"] = "auto"
+    """Training precision: bf16 autocast, float32, or auto (bf16 where the device has it natively)."""
     progress: bool = True
     """Show progress bars."""
 
@@ -198,7 +200,7 @@ def _episodes_for(config: ImitationConfig, labels: int, round_index: int, surplu
 def _train_config(config: ImitationConfig, out: Path, round_index: int) -> TrainConfig:
     return TrainConfig(data=out / "data", out=out / f"round-{round_index}", arch=config.arch, head=config.head,
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
-                       augment=config.augment, device=config.device, threads=config.threads,
+                       augment=config.augment, device=config.device, precision=config.precision, threads=config.threads,
                        progress=config.progress, resume=True)
 
 
@@ -242,7 +244,7 @@ def run_imitation(config: ImitationConfig, algorithm: Algorithm) -> dict:
             row = {"round": i, **params, "labels": totals.labels, "teacher_queries": totals.teacher_queries,
                    "env_steps": totals.env_steps, "round_labels": stats.labels, "round_env_steps": stats.env_steps,
                    "learner_steps": stats.learner_steps, "train_loss": float(result.log["train_loss"].iloc[-1]),
-                   "val_loss": result.best_val_loss, **val}
+                   "val_loss": result.best_val_loss, "precision": result.precision, **val}
             log.append(row)
             pd.DataFrame(log).to_csv(out / "rounds.csv", index=False)
             if config.progress:
@@ -285,7 +287,7 @@ def model_card(config: ImitationConfig, algorithm: Algorithm, log: list[dict], b
         "extra": {
             "algorithm": method, "architecture": {"arch": config.arch, "head": config.head},
             "label_budget_requested": config.label_budget, "teacher_queries": totals.teacher_queries,
-            "rounds": config.rounds, "chosen_round": best["round"],
+            "rounds": config.rounds, "chosen_round": best["round"], "precision": best["precision"],
             "validation": {k: v for k, v in best.items() if k.startswith("val_")},
             "data_sha256": sha256_file(out / "data" / "manifest.json"),
             "model_sha256": sha256_file(out / "model" / "model.safetensors"),

@@ -29,6 +29,7 @@ from benchmark.common.files import to_jsonable, write_json_atomic
 from benchmark.data.dataset import Dataset
 from models import ModelConfig, build_model, load_model, save_model
 
+from . import precision as P
 from .augment import AugmentConfig, SampleMaker
 
 
@@ -70,6 +71,9 @@ class TrainConfig:
     """Start from this saved model directory instead of random weights (warm start)."""
     device: str = "auto"
     """'auto' (CUDA when present, else CPU), 'cpu' or 'cuda'."""
+    precision: Literal["auto", "bf16", "float32"] = "auto"
+    """Forward-pass precision: bf16 autocast (weights, optimiser state and loss stay float32), float32, or auto:
+    bf16 on a CUDA GPU with bf16 or a CPU with AVX512-BF16/AMX, else float32 (emulated bf16 is slow)."""
     threads: int = 0
     """CPU threads for torch (0: all cores)."""
     resume: bool = True
@@ -91,6 +95,8 @@ class TrainResult:
     log: pd.DataFrame
     updates: int
     samples_per_s: float
+    precision: str
+    """The precision the run trained in: 'bf16' or 'float32'."""
 
 
 def _torch(config: TrainConfig):
@@ -272,18 +278,21 @@ class BatchPlan:
         return frames.reshape(len(ids), T, *frames.shape[1:]), labels.reshape(len(ids), T)
 
 
-def batch_loss(model, x, y):
+def batch_loss(model, x, y, precision: str = P.FLOAT32):
     """The training loss of a batch: frames (B, ...) against labels (B, 1), or sequences (B, T, ...)
-    against (B, T, 1) through the recurrent model's whole sequence."""
+    against (B, T, 1) through the recurrent model's whole sequence. Under bf16 only the forward pass
+    is autocast; the loss is reduced in float32 on the head output cast back."""
+    with P.autocast(precision, x.device):
+        out = model.forward_sequence(x)[0] if x.dim() == 5 else model(x)
+    out = out.float()
     if x.dim() == 5:
-        out, _ = model.forward_sequence(x)
         return model.loss(out.reshape(-1, out.shape[-1]), y.reshape(-1, 1))
-    return model.loss(model(x), y)
+    return model.loss(out, y)
 
 
-def train_step(model, optimizer, scheduler, x, y) -> float:
+def train_step(model, optimizer, scheduler, x, y, precision: str = P.FLOAT32) -> float:
     """One optimiser step on a batch; returns its loss."""
-    loss = batch_loss(model, x, y)
+    loss = batch_loss(model, x, y, precision)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -314,6 +323,7 @@ def _schedule(torch, optimizer, config: TrainConfig, total_updates: int):
 def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) -> TrainResult:
     """Train on `dataset` (default: open config.data); `init_model` warm-starts (DAgger)."""
     torch, device = _torch(config)
+    precision = P.resolve(config.precision, device)
     dataset = dataset or Dataset.open(config.data)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -332,10 +342,17 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = _schedule(torch, optimizer, config, total_updates)
     checkpoint = Checkpoint(out / "checkpoint")
-    state = {"epoch": 0, "updates": 0, "best_val_loss": math.inf, "log": []}
+    state = {"epoch": 0, "updates": 0, "best_val_loss": math.inf, "log": [], "precision": precision}
     if config.resume and checkpoint.exists():
         state = checkpoint.load(model, optimizer, scheduler)
-    write_json_atomic(out / "train_config.json", to_jsonable(config))
+        # Checkpoints from before the precision switch were float32. A run resumed in another
+        # precision would end with weights neither precision reproduces, so it is refused.
+        trained = state.setdefault("precision", P.FLOAT32)
+        if trained != precision:
+            raise ValueError(f"{checkpoint.directory} was trained in {trained}, this run would continue in "
+                             f"{precision}: pass --precision {trained}, or --no-resume to start afresh")
+    # The resolved precision, not 'auto': the file says how the run was trained and reruns it so.
+    write_json_atomic(out / "train_config.json", to_jsonable(replace(config, precision=precision)))
 
     def tensors(batch):
         frames, labels = batch
@@ -357,7 +374,7 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
         try:
             for batch in fetch:
                 x, y = tensors(batch)
-                losses.append(train_step(model, optimizer, scheduler, x, y))
+                losses.append(train_step(model, optimizer, scheduler, x, y, precision))
                 state["updates"] += 1
                 samples_seen += y.numel()
                 bar.update(1)
@@ -369,7 +386,8 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
         val_loss = evaluate_loss(model, dataset, val_steps, config, torch, device)
         state["epoch"] = epoch + 1
         row = {"epoch": epoch + 1, "updates": state["updates"], "train_loss": float(np.mean(losses)) if losses else math.nan,
-               "val_loss": val_loss, "seconds": seconds, "samples_per_s": len(losses) * config.batch_size / max(seconds, 1e-9)}
+               "val_loss": val_loss, "seconds": seconds, "samples_per_s": len(losses) * config.batch_size / max(seconds, 1e-9),
+               "precision": precision}
         state["log"].append(row)
         if val_loss < state["best_val_loss"] or not math.isfinite(state["best_val_loss"]):
             state["best_val_loss"] = val_loss
@@ -384,11 +402,14 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
     best = load_model(out / "model").to(device)
     elapsed = time.perf_counter() - t_start
     return TrainResult(best, out, float(state["best_val_loss"]), pd.DataFrame(state["log"]), int(state["updates"]),
-                       samples_seen / max(elapsed, 1e-9))
+                       samples_seen / max(elapsed, 1e-9), precision)
 
 
 def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device) -> float:
-    """Mean loss on the centre camera's clean labels (no augmentation); NaN without validation data."""
+    """Mean loss on the centre camera's clean labels (no augmentation); NaN without validation data.
+
+    Always in float32, whatever the training precision: the saved weights are float32 and are
+    evaluated, exported and deployed in float32, so bf16 and float32 runs compare on one footing."""
     if len(steps) == 0:
         return math.nan
     steps = np.sort(np.random.default_rng([config.seed, 11]).permutation(steps)[: config.max_val_samples])
@@ -422,4 +443,4 @@ def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfi
 def run(config: TrainConfig) -> dict:
     result = fit(config)
     return {"out": str(result.out), "best_val_loss": result.best_val_loss, "updates": result.updates,
-            "samples_per_s": round(result.samples_per_s, 1)}
+            "samples_per_s": round(result.samples_per_s, 1), "precision": result.precision}
