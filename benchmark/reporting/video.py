@@ -152,7 +152,7 @@ def replay_episode(result: Result, spec: PolicySpec, protocol: Protocol, key: st
     return replayed, run.frames
 
 
-def _teacher_record(path: Path, key: str, protocol: Protocol, profile: str) -> EpisodeRecord | None:
+def teacher_record(path: Path, key: str, protocol: Protocol, profile: str) -> EpisodeRecord | None:
     """The teacher's record of `key` from its records.jsonl, when that file is of this protocol."""
     read = read_records(path, keep=key.__eq__)
     if read.meta is None or (read.meta.get("protocol_sha256"), read.meta.get("profile")) != (protocol.sha256, profile):
@@ -174,7 +174,7 @@ def replay(config: VideoConfig) -> tuple[EpisodeRecord, list[np.ndarray], Episod
         key = failure.key
     replayed, seen = replay_episode(result, spec, protocol, key, config.group_size)
     teacher_dir = config.teacher or default_out(protocol.name, result.profile, "teacher")
-    return replayed, seen, _teacher_record(Path(teacher_dir) / "records.jsonl", key, protocol, result.profile)
+    return replayed, seen, teacher_record(Path(teacher_dir) / "records.jsonl", key, protocol, result.profile)
 
 
 def _chart(record: EpisodeRecord, teacher: EpisodeRecord | None, t: int, start: int, end: int, size: tuple[int, int],
