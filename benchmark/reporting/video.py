@@ -66,7 +66,7 @@ class VideoConfig:
     full: bool = False
     """Write the whole episode instead."""
     scale: int = 2
-    """Dashcam size in the video: 2 (twice native, 664x424 frames) or 1 (native, 400x320 frames, about half the bytes)."""
+    """Dashcam size in the video: 2 (twice native, 664x424 frames) or 1 (native, 400x320 frames, about 60% of the bytes)."""
     teacher: Path | None = None
     """Results directory of the teacher, whose path is drawn (default: results/<protocol>/<profile>/teacher)."""
     out: Path = Path("results/videos")
