@@ -2,6 +2,7 @@
 
     leaderboard/entries/<id>.json   one entry per model (the only input of `build`)
     leaderboard/models/<id>.onnx    the submitted ONNX file, kept so that `verify` can re-evaluate it
+    leaderboard/clips/<id>.webp     the entry's clip: its first nominal failure (leaderboard/clips.py)
 
 An entry (ENTRY_SCHEMA_VERSION 1):
 
@@ -15,6 +16,9 @@ An entry (ENTRY_SCHEMA_VERSION 1):
     protocol        name, sha256 (of the protocol file), profile, horizons
     evaluation      the settings that fix the numbers (group_size, drift_reference) and how it ran
                     (episodes, seconds, workers, memory_limit_mb, time_limit_s)
+    clip            the clip of the first crash-mode failure in the nominal condition: file (relative to the
+                    leaderboard directory), sha256, bytes, episode, failure_type, failure_step, start_step,
+                    end_step, frames; null when the entry never fails there (absent in older entries)
     score           value, survival_t_max per crash condition, the tie-break values (leaderboard/ranking.py)
     metrics         benchmark/evaluation/results.py's metrics: per condition survival S(T) and cumulative cost J(T)
                     at the horizons, crash rates, offsets, growth exponent, drift, autonomy, ...
@@ -222,7 +226,8 @@ def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: 
 
 
 def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, model: dict[str, Any] | None,
-               results: Results, options: EvaluationOptions, seconds: float) -> dict[str, Any]:
+               results: Results, options: EvaluationOptions, seconds: float,
+               clip: dict[str, Any] | None = None) -> dict[str, Any]:
     document = results.to_json()
     return {
         "schema_version": ENTRY_SCHEMA_VERSION,
@@ -235,6 +240,7 @@ def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, m
         "evaluation": {"group_size": options.group_size, "drift_reference": options.drift_reference,
                        "episodes": results.metrics.episodes, "seconds": round(seconds, 1), "workers": options.workers,
                        "memory_limit_mb": options.memory_limit_mb, "time_limit_s": options.time_limit_s},
+        "clip": clip,
         "score": score_of(results.metrics),
         "metrics": document["metrics"],
         "git_sha": results.git_sha,

@@ -56,6 +56,10 @@ def models_dir(root: Path) -> Path:
     return Path(root) / "models"
 
 
+def clip_path(root: Path, entry_id: str) -> Path:
+    return Path(root) / "clips" / f"{entry_id}.webp"
+
+
 def entry_path(root: Path, entry_id: str) -> Path:
     return entries_dir(root) / f"{entry_id}.json"
 

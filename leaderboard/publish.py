@@ -4,25 +4,28 @@ README.md keeps its hand-written text; the part between the BEGIN/END LEADERBOAR
 replaced by the ranked table (a pandas DataFrame rendered with tabulate). index.html is a single
 static file: the same table, sortable by clicking a header (a small inline script, no external
 scripts, styles or fonts), and for every entry its card, its error growth J(T) and its survival
-S(T) per condition as inline SVG. The sort state is in the URL, `index.html?sort=score&dir=desc`
+S(T) per condition as inline SVG, and beside them its clip (clips/<id>.webp, an <img> by relative
+path, shown only when the file has the entry's sha256). The sort state is in the URL, `index.html?sort=score&dir=desc`
 or `index.html#sort=name&dir=asc`, so a sorted view can be linked.
 
-The output depends on the entries only (no build time is written), so rebuilding an unchanged
-leaderboard leaves both files byte for byte the same.
+The output depends on the entries (and whether their clips are intact) only (no build time is
+written), so rebuilding an unchanged leaderboard leaves both files byte for byte the same.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmark.common.files import write_text_atomic
+from benchmark.common.files import sha256_file, write_text_atomic
 from benchmark.evaluation.results import Metrics
 
 from . import escape
 from .board import load_entries, protocol_of
+from .clips import CONDITION, clip_file
 from .common import PACKAGE_DIR, board_lock
 from .ranking import SCORE_FORMULA, SCORE_MEANING, SCORE_TEXT, TIE_BREAKS, ranked, score_of
 
@@ -313,6 +316,8 @@ tr.reference td{color:#555;font-style:italic}
 tbody tr:hover{background:#f3f6fa}
 section.entry{border-top:1px solid #d8dee4;padding-top:.6rem;margin-top:1.2rem}
 .plots{display:flex;flex-wrap:wrap;gap:1rem}
+figure.clip{margin:0;max-width:400px;font-size:.8rem;color:#444}img.clip{display:block;max-width:100%;height:auto}
+p.clip{font-size:.85rem;color:#555;max-width:400px}
 svg.plot{background:#fff;font-size:10px;font-family:system-ui,sans-serif}
 svg.plot .pt{font-size:11px;font-weight:600}
 svg.plot .frame{fill:none;stroke:#888}
@@ -439,6 +444,35 @@ def _card_rows(entry: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def clip_intact(root: Path, entry: dict) -> bool:
+    """Whether the entry's clip file is there with the entry's sha256 (a page links nothing else)."""
+    clip = entry.get("clip")
+    if not isinstance(clip, dict) or not re.fullmatch(r"[a-z0-9-]+", str(entry["id"])):
+        return False
+    path = Path(root) / clip_file(entry["id"])
+    return clip.get("file") == clip_file(entry["id"]) and path.is_file() and sha256_file(path) == clip.get("sha256")
+
+
+def clip_html(entry: dict) -> str:
+    """The entry's clip as an <img> with a caption; a line when there is none (nothing for entries
+    made before clips existed). `_clip_ok` is set by build_pages (clip_intact)."""
+    esc = escape.html
+    if "clip" not in entry:
+        return ""
+    clip = entry["clip"]
+    if clip is None:
+        return f'<p class="clip">No crash-mode failure in the {CONDITION} condition, so no clip.</p>'
+    if not entry.get("_clip_ok"):
+        return (f'<p class="clip">The clip {esc(clip_file(entry["id"]))} is missing or is not the entry\'s '
+                "(<code>make verify</code>).</p>")
+    what = (f"{clip.get('failure_type')} at step {clip.get('failure_step')} of {clip.get('episode')}; "
+            f"steps {clip.get('start_step')} to {clip.get('end_step')}, {clip.get('frames')} frames at 10 Hz")
+    return (f'<figure class="clip"><img class="clip" src="{esc(clip_file(entry["id"]))}" '
+            f'alt="{esc("Replay of the first " + CONDITION + " failure: " + what)}">'
+            f"<figcaption>First {CONDITION} failure: {esc(what)}. Blue: the policy, green: the teacher on the same "
+            "episode.</figcaption></figure>")
+
+
 def index_html(entries: list[dict]) -> str:
     esc = escape.html
     protocol = protocol_of(entries)
@@ -447,7 +481,7 @@ def index_html(entries: list[dict]) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              # Nothing may be fetched from anywhere: inline styles and the one inline script only.
              "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
-             "script-src 'unsafe-inline'; img-src data:\">",
+             "script-src 'unsafe-inline'; img-src data: 'self'\">",  # 'self': the clips beside the page
              "<title>SteerBench leaderboard</title>", f"<style>{STYLE}</style>", "</head>", "<body>",
              "<h1>SteerBench leaderboard</h1>"]
     if protocol:
@@ -487,7 +521,8 @@ def index_html(entries: list[dict]) -> str:
         parts.append(f"<h2>{e['_rank']}. {esc(e['card']['name'])} "
                      f"<small>({esc(e['kind'])}, score {score_of(metrics_of(e))['value']:.3f})</small></h2>")
         parts.append("<dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in _card_rows(e)) + "</dl>")
-        parts.append(f'<div class="legend">{legend}</div><div class="plots">{growth}{survival}</div></section>')
+        parts.append(f'<div class="legend">{legend}</div><div class="plots">{growth}{survival}{clip_html(e)}</div>'
+                     "</section>")
     parts += [f"<script>{SCRIPT}</script>", "</body>", "</html>", ""]
     return "\n".join(parts)
 
@@ -500,6 +535,7 @@ def build_pages(root: Path) -> dict[str, Any]:
         protocol_of(entries)  # refuses entries of different protocols
         for i, e in enumerate(entries, 1):
             e["_rank"] = i
+            e["_clip_ok"] = clip_intact(root, e)
         readme, index = root / "README.md", root / "index.html"
         write_text_atomic(readme, readme_text(root, entries))
         write_text_atomic(index, index_html(entries))

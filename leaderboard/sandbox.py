@@ -142,13 +142,16 @@ def _bwrap_prefix(private: Path, writable: Path | None, readable: Sequence[Path]
         binds += ["--bind", str(writable), str(writable)]
     # /tmp first: the binds below (the private folder lives in the caller's /tmp) go on top of it
     return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "PYTHONPATH", str(PROJECT),  # the project bound here, not the one an editable install names
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/dev/shm", *binds, "--chdir", str(writable or private)]
 
 
+# PYTHONPATH: the child imports this project (PROJECT), also where the environment's editable install
+# points at another checkout (a git worktree)
 ENVIRONMENT = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "SDL_VIDEODRIVER": "offscreen", "SDL_AUDIODRIVER": "dummy",
                "PYGAME_HIDE_SUPPORT_PROMPT": "1", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1",
-               "MPLBACKEND": "Agg"}
+               "MPLBACKEND": "Agg", "PYTHONPATH": str(PROJECT)}
 
 
 def sandbox_problem() -> str | None:

@@ -7,10 +7,11 @@ A submission goes through, in order, stopping at the first problem with one `Rej
 3. the ONNX file, in a sandboxed child process (leaderboard/modelcheck.py): size, format, external
    data, opsets and operators, onnx.checker, signature, and a smoke inference;
 4. the evaluation on the protocol, in worker processes with a memory and a time limit; an episode
-   made invalid by the model (NaN, wrong shape, an onnxruntime error) rejects the submission.
+   made invalid by the model (NaN, wrong shape, an onnxruntime error) rejects the submission;
+5. the clip of its first nominal failure, replayed in the sandbox (leaderboard/clips.py).
 
-Only then are `models/<id>.onnx` and `entries/<id>.json` written (the entry last), and README.md
-and index.html rebuilt. A rejected submission writes nothing under the leaderboard directory.
+Only then are `models/<id>.onnx`, `clips/<id>.webp` and `entries/<id>.json` written (the entry
+last), and README.md and index.html rebuilt. A rejected submission writes nothing under the leaderboard directory.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from benchmark.evaluation.results import Results
 
 from .board import EvaluationOptions, evaluate_entry, load_entries, make_entry, protocol_of
 from .card import load_card, reference_card
+from .clips import make_clip
 from .common import (
     DOCS,
     REFERENCE_POLICIES,
     Rejected,
     board_lock,
+    clip_path,
     entry_path,
     model_path,
     slugify,
@@ -158,10 +161,11 @@ def submit(config: SubmitConfig) -> dict[str, Any]:
     write_bytes_atomic(staged, data)
     results, seconds = evaluate_entry(str(staged), f"leaderboard-{entry_id}", config, out)
     reject_invalid(results)
+    clip, clip_bytes = make_clip(str(staged), entry_id, config, out)
     model = {"file": f"models/{entry_id}.onnx", **info}
     entry = make_entry(entry_id=entry_id, kind="submission", card=card, policy="onnx", model=model, results=results,
-                       options=config, seconds=seconds)
-    write_entry(config.root, entry, data)
+                       options=config, seconds=seconds, clip=clip)
+    write_entry(config.root, entry, data, clip_bytes)
     return summary(config.root, entry_id, build=config.build)
 
 
@@ -174,21 +178,23 @@ def reject_invalid(results: Results) -> None:
                        "Make it return one finite curvature per frame for every input, then submit again")
 
 
-def write_entry(root: Path, entry: dict[str, Any], model_bytes: bytes | None) -> None:
-    """The model file first, then the entry, under the board's lock; the entry file is created
-    exclusively, so of two submissions of one name only the first is added, the other rejected."""
+def write_entry(root: Path, entry: dict[str, Any], model_bytes: bytes | None, clip_bytes: bytes | None = None) -> None:
+    """The model file and the clip first, then the entry, under the board's lock; the entry file is
+    created exclusively, so of two submissions of one name only the first is added, the other rejected."""
     with board_lock(root):
         check_name(entry["card"], load_entries(root), reference=entry["kind"] == "reference")
-        path, target = entry_path(root, entry["id"]), model_path(root, entry["id"])
-        if model_bytes is not None:
-            write_bytes_atomic(target, model_bytes)
+        path = entry_path(root, entry["id"])
+        files = [(target, data) for target, data in ((model_path(root, entry["id"]), model_bytes),
+                                                     (clip_path(root, entry["id"]), clip_bytes)) if data is not None]
+        for target, data in files:
+            write_bytes_atomic(target, data)
         try:
             create_exclusive(path, (dumps(entry, indent=2) + "\n").encode("utf-8"))
         except FileExistsError:
             raise Rejected(f"an entry with the id '{entry['id']}' was added while this one was evaluated",
                            "Choose another name in the model card") from None
         except BaseException:
-            if model_bytes is not None:
+            for target, _ in files:
                 target.unlink(missing_ok=True)
             raise
 
@@ -218,9 +224,10 @@ def add_reference(config: AddReferenceConfig | BaselinesConfig, policy: str, bui
     out = Path(config.work_dir) / protocol.name / config.profile / f"leaderboard-{entry_id}"
     results, seconds = evaluate_entry(policy, f"leaderboard-{entry_id}", config, out)
     reject_invalid(results)
+    clip, clip_bytes = make_clip(policy, entry_id, config, out)
     entry = make_entry(entry_id=entry_id, kind="reference", card=card, policy=policy, model=None, results=results,
-                       options=config, seconds=seconds)
-    write_entry(config.root, entry, None)
+                       options=config, seconds=seconds, clip=clip)
+    write_entry(config.root, entry, None, clip_bytes)
     return summary(config.root, entry_id, build=build)
 
 

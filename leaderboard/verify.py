@@ -2,9 +2,9 @@
 
 Per entry, in order:
 
-1. TAMPERED: the entry's own parts disagree: the kept ONNX file (models/<id>.onnx) is missing or
-   its sha256 differs from the entry's, or the stored score differs from the score computed from
-   the stored metrics.
+1. TAMPERED: the entry's own parts disagree: the kept ONNX file (models/<id>.onnx) or the clip
+   (clips/<id>.webp) is missing or its sha256 differs from the entry's, or the stored score differs
+   from the score computed from the stored metrics.
 2. MISMATCH: the entry was evaluated under another protocol file than the current one (name,
    profile, sha256), or a fresh evaluation (same protocol, profile, group size and drift setting;
    a new records directory, nothing resumed) gives metrics that differ from the stored ones. The
@@ -27,6 +27,7 @@ from typing import Any
 from benchmark.common.files import sha256_file, write_bytes_atomic
 
 from .board import EvaluationOptions, evaluate_entry, load_entries
+from .clips import clip_file
 from .common import Rejected, canonical, differences
 from .modelcheck import ModelLimits, check_model_file
 from .ranking import score_of
@@ -68,6 +69,14 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
         policy_arg = policy
     else:
         return TAMPERED, [f"the entry's policy {policy!r} is neither a model file nor a reference policy"]
+    clip = entry.get("clip")
+    if clip:
+        path = root / clip_file(entry["id"])
+        if clip.get("file") != clip_file(entry["id"]) or not path.is_file():
+            return TAMPERED, [f"the clip {clip_file(entry['id'])} is missing"]
+        if sha256_file(path) != clip.get("sha256"):
+            return TAMPERED, [f"{clip_file(entry['id'])} has sha256 {sha256_file(path)[:16]}..., the entry says "
+                              f"{str(clip.get('sha256'))[:16]}..."]
     stored_score = canonical(entry.get("score"))
     fresh_score = canonical(score_of(entry["metrics"]))
     problems = differences(stored_score, fresh_score, 0.0, "score")

@@ -311,7 +311,7 @@ def test_the_sandbox_has_no_network_no_home_and_writes_only_its_folder(tmp_path)
     # the sandbox's environment only (PWD from bwrap, LC_CTYPE set by Python's own locale coercion)
     assert set(report["environment"]) <= {"PATH", "HOME", "SDL_VIDEODRIVER", "SDL_AUDIODRIVER", "PWD", "LC_CTYPE",
                                           "PYGAME_HIDE_SUPPORT_PROMPT", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS",
-                                          "MPLBACKEND"}
+                                          "MPLBACKEND", "PYTHONPATH"}
 
 
 def test_a_lower_hard_address_space_limit_is_respected_not_an_error(tmp_path):

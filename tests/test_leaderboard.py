@@ -200,6 +200,14 @@ def test_baselines_write_complete_entries(board, files):
         assert "autonomy_pct" in entry["metrics"]["conditions"]["nominal"]["intervention"]
     assert entries["teacher"]["kind"] == entries["straight"]["kind"] == "reference"
     assert entries["teacher"]["model"] is None
+    # Clips: the first nominal failure, replayed (the zoo model's in the sandbox); none for the teacher.
+    assert entries["teacher"]["clip"] is None
+    for entry in (entries["straight"], zoo):
+        clip = entry["clip"]
+        assert clip["file"] == f"clips/{entry['id']}.webp" and clip["episode"].startswith("oval|nominal|crash|")
+        assert clip["end_step"] == clip["failure_step"] and clip["frames"] == clip["end_step"] - clip["start_step"] + 1
+        data = (board / clip["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == clip["sha256"] and len(data) == clip["bytes"] < 300_000
     assert entries["teacher"]["score"]["value"] == 1.0
     # The README's table is ranked and states the formula.
     readme = (board / "README.md").read_text()
@@ -558,6 +566,16 @@ def test_verify_flags_a_changed_model_file_and_an_edited_score(board, tmp_path):
     result = verify(VerifyConfig(reevaluate=False, entries=("teacher",), **{**options(root, tmp_path / "w"),
                                                                            "protocol": str(other)}))
     assert result["entries"]["teacher"]["status"] == MISMATCH
+    # A changed clip is flagged, and the page no longer shows it.
+    root = copy_board(board, tmp_path / "again")
+    clip = root / "clips" / "straight.webp"
+    clip.write_bytes(clip.read_bytes()[:-1])
+    result = verify(VerifyConfig(reevaluate=False, entries=("straight",), **options(root, tmp_path / "work")))
+    assert result["entries"]["straight"]["status"] == TAMPERED
+    assert result["entries"]["straight"]["details"][0].startswith("clips/straight.webp has sha256")
+    assert leaderboard_main(["build", "--root", str(root)]) == 0
+    page = (root / "index.html").read_text()
+    assert 'src="clips/straight.webp"' not in page and "clips/straight.webp is missing or is not the entry" in page
 
 
 # ------------------------------------------------------------------------------------------------
@@ -707,6 +725,12 @@ def test_the_page_loads_shows_every_entry_and_sorts(chromium, board, tmp_path):
         for entry in entries.values():
             assert entry["card"]["name"] in text
             assert browser.js(f"document.querySelectorAll('#entry-{entry['id']} svg').length") == 2
+        # Every clip beside its plots has loaded (the load event waits for images).
+        clips = browser.js("Array.from(document.querySelectorAll('section.entry .plots img.clip')).map(i => "
+                           "[i.closest('section').dataset.id, i.getAttribute('src'), i.complete, i.naturalWidth])")
+        with_clips = sorted(i for i, e in entries.items() if e["clip"])
+        assert with_clips and sorted(c[0] for c in clips) == with_clips
+        assert all(src == f"clips/{i}.webp" and done and width == 400 for i, src, done, width in clips), clips
         # A sorted view from the URL (query or hash).
         browser.open(url + "?sort=score&dir=asc")
         assert browser.js(ROWS) == score_asc

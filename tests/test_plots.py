@@ -355,3 +355,48 @@ def test_a_replayed_episode_reproduces_its_records_and_makes_a_video(tmp_path, m
     assert mp4.stat().st_size < 2_000_000
     with pytest.raises(ValueError, match="is not the policy of"):
         replay(VideoConfig(results=tmp_path / "s", policy="teacher", key=key, protocol=tiny))
+
+
+def test_failure_clips_show_each_methods_first_failure_and_the_teacher_on_it(tmp_path, capsys):
+    import imageio.v3 as iio
+    import torch
+    from PIL import Image
+
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.evaluation.protocol import load_protocol
+    from benchmark.evaluation.results import load_result
+    from benchmark.reporting.video import failure_clips, first_failure
+    from models import ModelConfig, build_model, save_model
+
+    tiny = str(Path(__file__).resolve().parent / "data" / "protocol-tiny.yaml")
+    torch.manual_seed(0)
+    untrained = save_model(build_model(ModelConfig()), tmp_path / "untrained")
+    dirs = []
+    for policy, name in (("teacher", "teacher"), ("straight", "straight"), (str(untrained), "untrained")):
+        evaluate(EvaluateConfig(policy=policy, name=name, protocol=tiny, conditions=("nominal",),
+                                out=tmp_path / name, drift_reference=False, progress=False, workers=1))
+        dirs.append(tmp_path / name)
+    out = tmp_path / "clips"
+    out.mkdir()
+    (out / "teacher-oval-nominal-0.webp").write_bytes(b"an earlier run's clip")
+    files = failure_clips(dirs, out, "nominal", [untrained], window_s=1.5, protocol=tiny)
+    # the teacher never fails: no clip of its own (an earlier one is removed), a line saying so
+    assert "teacher: no crash-mode failure in the nominal condition; no clip" in capsys.readouterr().out
+    assert not list(out.glob("teacher-*"))
+    protocol = load_protocol(tiny)
+    expected = []
+    for name in ("straight", "untrained"):
+        failure = first_failure(load_result(tmp_path / name), "nominal", protocol)
+        assert failure is not None, name  # both leave the road within 40 steps
+        frames = failure.failure_step - max(0, failure.failure_step - 15) + 1  # 1.5 s at 10 Hz, and the failure
+        stem = f"{name}-{failure.episode_key.track}-nominal-{failure.index}"
+        for clip in (stem, f"{stem}-teacher"):
+            mp4, webp = out / f"{clip}.mp4", out / f"{clip}.webp"
+            assert len(iio.imread(mp4)) == frames and Image.open(webp).n_frames == frames
+            assert Image.open(webp).size == (400, 320)  # the dashcam at its native 200x66
+            assert webp.stat().st_size < 300_000
+            expected += [mp4, webp]
+    assert sorted(files) == sorted(expected)
+    assert not list(out.glob(".*"))  # no temporary files left
+    with pytest.raises(ValueError, match="none of the policies given has the sha256"):
+        failure_clips(dirs, out, "nominal", [], protocol=tiny)  # the model's files are needed

@@ -33,6 +33,8 @@ class BenchConfig:
     """Worker processes for the evaluation."""
     progress: bool = True
     """Show progress bars."""
+    clips: bool = True
+    """Write <figures>/clips/: each method's first failure in `condition` and the teacher on it (WebP and MP4)."""
 
 
 def zoo_models(zoo: Path) -> list[Path]:
@@ -57,6 +59,10 @@ def run(config: BenchConfig) -> dict:
                                 workers=config.workers, progress=config.progress))
         dirs.append(default_out(protocol.name, config.profile, name))
     figures = plot_all(dirs, config.figures, condition=config.condition)
+    if config.clips:
+        from .video import failure_clips
+
+        failure_clips(dirs, Path(config.figures) / "clips", config.condition, policies)
     summary = write_summary(dirs, Path(config.figures) / "summary.md", condition=config.condition)
     table = summary_table(dirs, condition=config.condition)
     print(summary.read_text())
