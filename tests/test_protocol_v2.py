@@ -146,6 +146,7 @@ def test_v2_results_round_trip_and_hold_the_paired_metrics(tiny_v2):
     teacher = tiny_v2["teacher"].metrics.conditions["disturbed"].paired
     assert teacher.mistakes.eps_on.k == 0 and teacher.mistakes.eps_on.high > 0  # Wilson: 0/n is not [0, 0]
     assert teacher.drift.floor_m == teacher.drift.gap_m.mean > 0  # the teacher's row is the floor
+    assert teacher.regret is None  # against its replica: a floor, not a regret
     straight = tiny_v2["straight"].metrics.conditions["disturbed"].paired
     assert straight.normalised_score == 0.0 and straight.crashes.k >= 3
 

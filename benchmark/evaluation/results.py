@@ -527,11 +527,13 @@ FAMILY_NAMES = {2: ["gentle", "medium", "sharp"], 1: ["gentle", "sharp"], 0: ["a
 def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecord],
                    offpolicy: Sequence[EpisodeRecord], protocol: Protocol, horizons: list[int], max_steps: int,
                    rng: np.random.Generator, teacher: Sequence[EpisodeRecord] | None,
-                   straight: Sequence[EpisodeRecord] | None, floor_m: float | None) -> PairedMetrics | None:
+                   straight: Sequence[EpisodeRecord] | None, floor_m: float | None,
+                   own_replicas: bool = False) -> PairedMetrics | None:
     """The version-2 metrics of one condition: `records` are the policy's held-out crash episodes,
     `seen` its crash episodes on the seen tracks (families only), `offpolicy` its offpolicy episodes
     (eps_off); `teacher` / `straight` the references' crash records with the same keys (for the
-    teacher itself: its replicas); `floor_m` the teacher-vs-teacher mean paired gap."""
+    teacher itself: its replicas, `own_replicas`, which give the drift floor and no regret);
+    `floor_m` the teacher-vs-teacher mean paired gap."""
     spec = protocol.metrics
     valid = [r for r in records if r.valid]
     if not valid or spec is None:
@@ -577,7 +579,7 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
 
     regret = drift = score = None
     by_key = {r.key: r for r in teacher or [] if r.valid}
-    if all(r.key in by_key for r in valid):
+    if by_key and all(r.key in by_key for r in valid):
         ref = [by_key[r.key] for r in valid]
         f_t = _failure_steps(ref)
         c_l = M.cost_matrix([r.series("d") for r in valid], fails, protocol.cost_d_max_m, horizon)
@@ -585,8 +587,9 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
         dj = M.paired_regret(c_l, c_t)
         slope = M.regret_slope(dj, M.survival(fails, np.arange(horizon + 1)), t_min=spec.regret_t_min,
                                min_survival=spec.regret_min_survival)
-        regret = Regret(_curve(steps, dj[steps]), _finite(slope.slope), int(slope.t_lo), int(slope.t_hi),
-                        int(slope.n_points))
+        if not own_replicas:  # the teacher against its replica: the drift floor only, no regret slope
+            regret = Regret(_curve(steps, dj[steps]), _finite(slope.slope), int(slope.t_lo), int(slope.t_hi),
+                            int(slope.n_points))
         d_l, d_t = [r.series("d") for r in valid], [r.series("d") for r in ref]
         gaps = M.paired_offset_gap(d_l, d_t, fails, f_t, horizon=horizon)
         w1 = M.paired_drift(d_l, d_t, fails, f_t, horizon).w1
@@ -690,7 +693,8 @@ def compute_results(records: Sequence[EpisodeRecord], protocol: Protocol, profil
             floor_m = _floor_gap(held_out(floor_src, "crash"), held_out(floor_src, "replica"), horizons[-1])
             paired = paired_metrics(crash, seen, held_out(records, "offpolicy"), protocol, horizons,
                                     int(protocol.profile(profile).max_steps), rng, t_crash,
-                                    held_out(straight, "crash") if straight else None, floor_m)
+                                    held_out(straight, "crash") if straight else None, floor_m,
+                                    own_replicas=reference is None)
         conditions[condition] = ConditionMetrics(crash_m, inter_m, paired)
     return Metrics(episodes=len(records), invalid=sum(not r.valid for r in records),
                    invalid_reasons=sorted({r.reason for r in records if not r.valid}), conditions=conditions)

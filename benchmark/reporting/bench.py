@@ -17,7 +17,7 @@ BENCH_PROTOCOL = "steerbench-v2"
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Evaluate the model zoo, the teacher and the straight-ahead policy, then plot and tabulate."""
+    """Evaluate the model zoo, the teacher, straight-ahead and (v2) the synthetic references, then plot and tabulate."""
 
     zoo: Path = Path("models/zoo")
     """Model zoo directory: one sub-directory per model (config.json + model.safetensors)."""
@@ -42,8 +42,10 @@ def zoo_models(zoo: Path) -> list[Path]:
 
 
 def run(config: BenchConfig) -> dict:
+    from benchmark.evaluation.results import load_results
+
     from .plots import plot_all
-    from .summary import summary_table, write_summary
+    from .summary import write_summary
 
     start = time.perf_counter()
     if not Path(config.zoo).is_dir() or not zoo_models(config.zoo):
@@ -64,7 +66,6 @@ def run(config: BenchConfig) -> dict:
 
         failure_clips(dirs, Path(config.figures) / "clips", config.condition, policies)
     summary = write_summary(dirs, Path(config.figures) / "summary.md", condition=config.condition)
-    table = summary_table(dirs, condition=config.condition)
     print(summary.read_text())
     return {"results": [str(d) for d in dirs], "figures": [str(f) for f in figures], "summary": str(summary),
-            "methods": list(table.index), "seconds": round(time.perf_counter() - start, 1)}
+            "methods": [r.label for r in load_results(dirs)], "seconds": round(time.perf_counter() - start, 1)}

@@ -36,7 +36,7 @@ from benchmark.evaluation.protocol import Protocol, load_protocol
 from benchmark.evaluation.records import EpisodeRecord, read_records
 from benchmark.evaluation.results import Result, load_result, load_results
 from benchmark.evaluation.rollouts import Evaluation
-from benchmark.rollout.policies import PolicySpec, make_policy
+from benchmark.rollout.policies import BUILTIN_KINDS, PolicySpec, make_policy
 
 LEARNER, TEACHER, FAILURE = (40, 110, 230), (30, 160, 60), (220, 40, 40)
 """Colours (RGB) of the learner, the teacher and the failure mark."""
@@ -368,7 +368,7 @@ def failure_clips(result_dirs: Sequence[str | Path], out_dir: str | Path, condit
     teacher = next((r for r in results if r.kind == "teacher"), None)
     candidates: dict[str, PolicySpec] = {}
     for policy in policies:  # model files by sha256 (the results name no path)
-        if str(policy) not in ("teacher", "straight"):
+        if str(policy) not in BUILTIN_KINDS:
             spec = policy_spec(str(policy))
             candidates.setdefault(spec.sha256, spec)
     written: list[Path] = []
@@ -381,7 +381,7 @@ def failure_clips(result_dirs: Sequence[str | Path], out_dir: str | Path, condit
     for result in results:
         failure = first_failure(result, condition, proto)
         spec = None
-        if failure is not None and result.kind in ("teacher", "straight"):
+        if failure is not None and result.kind in BUILTIN_KINDS:
             spec = PolicySpec(kind=result.kind, name=result.name)
         elif failure is not None:
             if result.results.policy.sha256 not in candidates:
