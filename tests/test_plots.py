@@ -273,8 +273,8 @@ def test_mixing_protocols_or_profiles_is_refused(results_dirs, tmp_path):
 
 
 def test_unknown_schema_version_and_missing_files(results_dirs, tmp_path):
-    v2 = _variant(results_dirs[0], tmp_path / "v2", lambda d: d.update(schema_version=2))
-    with pytest.raises(results_module.ResultsError, match="unknown schema_version 2"):
+    v2 = _variant(results_dirs[0], tmp_path / "v2", lambda d: d.update(schema_version=3))
+    with pytest.raises(results_module.ResultsError, match="unknown schema_version 3"):
         plots.plot_all([v2], tmp_path / "fig")
     with pytest.raises(results_module.ResultsError, match="unknown schema_version None"):
         results_module.load_results([_variant(results_dirs[0], tmp_path / "v0", lambda d: d.pop("schema_version"))])

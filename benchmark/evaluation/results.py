@@ -223,6 +223,9 @@ class Regret(_Json):
     t_lo: int
     t_hi: int
     points: int
+    slope_low: float | None = None
+    slope_high: float | None = None
+    """95% bootstrap interval of the slope: tracks resampled with their pairs, over the same window."""
 
     _NESTED: ClassVar[dict[str, type]] = {"curve": Curve}
 
@@ -237,8 +240,15 @@ class Mistakes(_Json):
     curve: Curve
     slope_per_decade: float | None
     eps_on: Proportion
+    """Pooled over steps; its Wilson interval treats steps as independent, so it is too narrow."""
     eps_off: Proportion | None
     covariate_shift_ratio: float | None
+    slope_low: float | None = None
+    slope_high: float | None = None
+    """95% bootstrap interval of the slope (tracks resampled)."""
+    ratio_low: float | None = None
+    ratio_high: float | None = None
+    """95% bootstrap interval of eps_on / eps_off (tracks resampled, each side on its own episodes)."""
 
     _NESTED: ClassVar[dict[str, type]] = {"curve": Curve, "eps_on": Proportion, "eps_off": Proportion}
 
@@ -569,8 +579,29 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
     # eps_t is noisy step by step: store its mean over the steps of each geometric bin (t_prev, t]
     edges = [0, *steps]
     binned = [_nanmean(eps_t[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
+    # bootstrap over tracks (an episode per track): the eps_t slope, and the ratio with each side's
+    # episodes of the drawn tracks
+    draws = rng.integers(0, n, (BOOTSTRAP_SLOPES, n))
+    slopes = [M.mistake_rate_slope(M.mistake_rate([act[i] for i in b], [teach[i] for i in b], [fails[i] for i in b],
+                                                  tau, horizon=horizon)) for b in draws]
+    ratios = []
+    if off:
+        off_by_track = {r.track: r for r in off}
+        for b in draws:
+            tracks = [valid[i].track for i in b]
+            o = [off_by_track[t] for t in tracks if t in off_by_track]
+            if not o:
+                continue
+            k1, n1 = M.pooled_mistake_rate([act[i] for i in b], [teach[i] for i in b], [fails[i] for i in b], tau,
+                                           horizon=horizon)
+            k2, n2 = M.pooled_mistake_rate([r.series("action") for r in o], [r.series("teacher_action") for r in o],
+                                           _failure_steps(o), tau, horizon=horizon)
+            if n1 and n2:
+                ratios.append(M.covariate_shift_ratio(k1 / n1, k2 / n2))
+    s_lo, s_hi = _quantiles(slopes)
+    r_lo, r_hi = _quantiles(ratios)
     mistakes = Mistakes(tau, _curve(steps, np.asarray(binned)), _finite(M.mistake_rate_slope(eps_t)),
-                        Proportion.of(k_on, n_on), eps_off, ratio)
+                        Proportion.of(k_on, n_on), eps_off, ratio, s_lo, s_hi, r_lo, r_hi)
 
     ex = M.excursions([r.series("d") for r in valid], fails, [r.distance_m for r in valid],
                       onset_m=spec.excursion_onset_m, recover_m=spec.excursion_recover_m)
@@ -588,8 +619,14 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
         slope = M.regret_slope(dj, M.survival(fails, np.arange(horizon + 1)), t_min=spec.regret_t_min,
                                min_survival=spec.regret_min_survival)
         if not own_replicas:  # the teacher against its replica: the drift floor only, no regret slope
+            lo = hi = None
+            if slope.t_hi >= slope.t_lo:  # the same window in every resample: S = 1 up to t_hi, then 0
+                window = (np.arange(horizon + 1) <= slope.t_hi).astype(float)
+                boots = [M.regret_slope(M.paired_regret(c_l[b], c_t[b]), window, t_min=spec.regret_t_min,
+                                        min_survival=0.5).slope for b in draws]
+                lo, hi = _quantiles(boots)
             regret = Regret(_curve(steps, dj[steps]), _finite(slope.slope), int(slope.t_lo), int(slope.t_hi),
-                            int(slope.n_points))
+                            int(slope.n_points), lo, hi)
         d_l, d_t = [r.series("d") for r in valid], [r.series("d") for r in ref]
         gaps = M.paired_offset_gap(d_l, d_t, fails, f_t, horizon=horizon)
         w1 = M.paired_drift(d_l, d_t, fails, f_t, horizon).w1
@@ -613,6 +650,18 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
         km_between_failures=_finite(sum(r.distance_m for r in valid) / 1000.0 / n_fail) if n_fail else None,
         route_completion=route, normalised_score=score, mistakes=mistakes, excursions=excursions, regret=regret,
         drift=drift, families=_families(valid, [r for r in seen if r.valid], protocol, horizon, max_steps))
+
+
+BOOTSTRAP_SLOPES = 200
+"""Resamples of the v2 slopes' and ratio's bootstrap intervals (each recomputes a whole curve)."""
+
+
+def _quantiles(values) -> tuple[float | None, float | None]:
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], float)
+    if v.size < 10:  # too few finite resamples for a 95% interval
+        return None, None
+    lo, hi = np.quantile(v, [0.025, 0.975])
+    return float(lo), float(hi)
 
 
 def _nanmean(a: np.ndarray) -> float:

@@ -204,6 +204,10 @@ def paired_row(r: Result, condition: str) -> dict[str, Any]:
     row["route_completion"], row["route_low"], row["route_high"] = _num(rc.mean), _num(rc.ci_low), _num(rc.ci_high)
     row["score"] = _num(m.normalised_score)
     row["regret_slope"] = _num(m.regret.slope if m.regret else None)
+    row["regret_low"], row["regret_high"] = _num(m.regret.slope_low if m.regret else None), _num(
+        m.regret.slope_high if m.regret else None)
+    row["eps_slope_low"], row["eps_slope_high"] = _num(m.mistakes.slope_low), _num(m.mistakes.slope_high)
+    row["ratio_low"], row["ratio_high"] = _num(m.mistakes.ratio_low), _num(m.mistakes.ratio_high)
     row["regret_window"] = f"{m.regret.t_lo}-{m.regret.t_hi}" if m.regret and m.regret.t_hi >= m.regret.t_lo else ""
     row["eps_on"], row["eps_on_low"], row["eps_on_high"] = _p(m.mistakes.eps_on)
     row["eps_off"], row["eps_off_low"], row["eps_off_high"] = _p(m.mistakes.eps_off)
@@ -254,10 +258,11 @@ def paired_markdown(df: pd.DataFrame, alpha: float = 0.05) -> str:
             "vs bc: McNemar p": verdict,
             "route completion": _fmt_ci(r["route_completion"], r["route_low"], r["route_high"], 2),
             "score": _fmt(r["score"], 2),
-            "regret slope": _fmt(r["regret_slope"], 2),
-            "ε_on": _fmt_ci(r["eps_on"], r["eps_on_low"], r["eps_on_high"], 3),
-            "ε_off": _fmt_ci(r["eps_off"], r["eps_off_low"], r["eps_off_high"], 3),
-            "ε_on/ε_off": _fmt(r["shift_ratio"], 2),
+            "regret slope": _fmt_ci(r["regret_slope"], r["regret_low"], r["regret_high"], 2),
+            "ε_t slope /decade": _fmt_ci(r["eps_slope"], r["eps_slope_low"], r["eps_slope_high"], 2),
+            "ε_on": _fmt(r["eps_on"], 3),
+            "ε_off": _fmt(r["eps_off"], 3),
+            "ε_on/ε_off": _fmt_ci(r["shift_ratio"], r["ratio_low"], r["ratio_high"], 2),
             "gap to teacher (m)": _fmt_ci(r["gap_m"], r["gap_low"], r["gap_high"], 3),
             "excursions /km": _fmt(r["excursions_per_km"], 1),
             "recovered": _fmt_ci(r["recovery"], r["recovery_low"], r["recovery_high"], 2),
@@ -299,6 +304,8 @@ def write_paired_summary(items: list[Result], out_md: str | Path, condition: str
     tau = f"{spec.mistake_tau_per_m:g}" if spec else "tau"
     onset = f"{spec.excursion_onset_m:g}" if spec else "onset"
     recover = f"{spec.excursion_recover_m:g}" if spec else "recover"
+    from benchmark.evaluation.results import BOOTSTRAP_SLOPES as n_boot
+
     window = (f"from T = {spec.regret_t_min} to the last T with survival ≥ {spec.regret_min_survival:g}" if spec
               else "over the protocol's window")
     header = f"""# SteerBench results: {first.protocol}, {first.profile} profile
@@ -315,9 +322,12 @@ counted apart, never pooled. Definitions: benchmark/evaluation/metrics.py, secti
   completion rescaled so that straight-ahead is 0 and the teacher 1.
 - **regret slope**: log-log slope of the paired regret dJ(T) = J_policy(T) − J_teacher(T) on the same
   episodes, {window} (near 2: errors compound; near 1: independent, recoverable mistakes).
-- **ε_on**: fraction of the policy's own steps with |a − a*| > {tau} 1/m (a* the teacher's label there);
-  **ε_off**: the same on the teacher's trajectories of the same episodes (the teacher drives, the policy is
-  queried); **ε_on/ε_off**: the covariate-shift ratio (≫ 1: the policy's own states are harder for it).
+- **ε_t slope**: change per tenfold t of ε_t, the fraction of alive episodes whose action is off the
+  teacher's label a* by more than {tau} 1/m at step t (rising: mistakes compound; flat: they do not).
+- **ε_on**: fraction of the policy's own steps with |a − a*| > {tau} 1/m; **ε_off**: the same on the
+  teacher's trajectories of the same episodes (the teacher drives, the policy is queried);
+  **ε_on/ε_off**: the covariate-shift ratio (≫ 1: the policy's own states are harder for it).
+  Slopes and the ratio carry 95% bootstrap intervals over tracks ({n_boot} resamples).
 - **gap to teacher**: mean |d_policy − d_teacher| while both drive (m); the teacher's row is the floor,
   the teacher against itself under a second disturbance sequence. It is measured on survivors: read it with
   the crashes.
