@@ -141,8 +141,9 @@ def _bwrap_prefix(private: Path, writable: Path | None, readable: Sequence[Path]
     if writable is not None:
         binds += ["--bind", str(writable), str(writable)]
     # /tmp first: the binds below (the private folder lives in the caller's /tmp) go on top of it
-    return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-            "--setenv", "PYTHONPATH", str(PROJECT),  # the project bound here, not the one an editable install names
+    # --clearenv empties the environment inside: set the sandbox's own variables there again
+    setenv = [arg for name, value in ENVIRONMENT.items() for arg in ("--setenv", name, value)]
+    return ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv", *setenv,
             "--uid", str(NOBODY), "--gid", str(NOBODY), "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev",
             "--tmpfs", "/dev/shm", *binds, "--chdir", str(writable or private)]
 
