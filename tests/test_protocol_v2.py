@@ -149,6 +149,10 @@ def test_v2_results_round_trip_and_hold_the_paired_metrics(tiny_v2):
     assert teacher.regret is None  # against its replica: a floor, not a regret
     straight = tiny_v2["straight"].metrics.conditions["disturbed"].paired
     assert straight.normalised_score == 0.0 and straight.crashes.k >= 3
+    from benchmark.evaluation.results import headline
+
+    line = headline(tiny_v2["straight"])  # what `evaluate` prints: v2's main condition
+    assert line["disturbed_crashes"] == f"{straight.crashes.k}/4" and line["nominal_survival"] is None
 
 
 def test_the_synthetic_references_show_their_known_shapes(tiny_v2):

@@ -750,10 +750,11 @@ def compute_results(records: Sequence[EpisodeRecord], protocol: Protocol, profil
 
 
 def headline(results: Results) -> dict[str, Any]:
-    """A few numbers to print: nominal survival at the last horizon, autonomy, invalid episodes."""
+    """A few numbers to print: nominal survival at the last horizon, autonomy, invalid episodes, and (v2)
+    the disturbed held-out crashes and route completion."""
     m = results.metrics
     crash, inter = m.crash("nominal"), m.intervention("nominal")
-    return {
+    out = {
         "policy": results.policy.name,
         "episodes": m.episodes,
         "invalid": m.invalid,
@@ -761,6 +762,12 @@ def headline(results: Results) -> dict[str, Any]:
         "nominal_mean_abs_offset_m": crash.mean_abs_offset_m.mean if crash else None,
         "nominal_autonomy_pct": inter.autonomy_pct if inter else None,
     }
+    disturbed = m.conditions.get("disturbed")
+    if disturbed is not None and disturbed.paired is not None:  # v2's main condition
+        p = disturbed.paired
+        out["disturbed_crashes"] = f"{p.crashes.k}/{p.crashes.n}"
+        out["disturbed_route_completion"] = p.route_completion.mean
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
