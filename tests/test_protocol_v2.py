@@ -175,7 +175,8 @@ def test_a_learners_v2_records_are_whole_and_its_references_are_reused(tiny_v2):
     modes = {r.mode for r in read.records}
     assert modes == {"crash", "offpolicy"} and not read.dropped
     teacher = read_records(root / "teacher" / "records.jsonl").records
-    assert sum(r.mode == "replica" for r in teacher) == 5  # 4 held-out + 1 seen track
+    assert sum(r.mode == "replica" for r in teacher) == 4  # the held-out tracks only, not the seen oval
+    assert not any(r.mode == "offpolicy" and r.track == "oval" for r in read.records)
     before = (root / "teacher" / "records.jsonl").stat().st_mtime_ns
     evaluate(EvaluateConfig(policy="noisy-teacher", protocol=str(TINY), profile="quick", progress=False,
                             out=tiny_v2["root"] / "again"))

@@ -10,12 +10,12 @@ list.
 Version 2 (steerbench-v2.yaml) adds, per profile:
 - `seen_tracks`: built-in tracks, which training uses, run like the others but reported apart as
   "seen tracks", never pooled with the held-out `tracks`;
-- `offpolicy_conditions`: the same crash-mode episodes once more in mode `offpolicy`: the teacher
-  drives (under the same disturbance) and the learner is only queried, so its mistakes on the
-  teacher's own trajectories (eps_off) can be set against those on its own (eps_on);
-- `floor_conditions`: the teacher's evaluation (only the teacher's) runs each crash episode once
-  more in mode `replica`, under a second, independent disturbance stream: the teacher-vs-teacher
-  floor of the paired drift;
+- `offpolicy_conditions`: the held-out tracks' crash-mode episodes once more in mode `offpolicy`:
+  the teacher drives (under the same disturbance) and the learner is only queried, so its mistakes
+  on the teacher's own trajectories (eps_off) can be set against those on its own (eps_on);
+- `floor_conditions`: the teacher's evaluation (only the teacher's) runs each held-out crash episode
+  once more in mode `replica`, under a second, independent disturbance stream: the
+  teacher-vs-teacher floor of the paired drift;
 - `tracks_file`: the held-out tracks listed in a separate file next to the protocol (one entry per
   line), so that a leaderboard can keep a private test list beside the public development list;
   the file's sha256 is part of the profile's identity.
@@ -253,9 +253,10 @@ class Protocol(ProtocolSpec):
         seen = {str(t) for t in p.seen_tracks}
         for t_index, (track, track_seed) in enumerate(self.tracks(profile)):
             name = track if track_seed is None else f"procedural-{track_seed}"
+            is_seen = track_seed is None and track in seen
             for condition, mode in runs:
-                if condition not in wanted:
-                    continue
+                if condition not in wanted or (is_seen and mode in SEED_MODE):
+                    continue  # offpolicy and replica serve the held-out tracks' metrics only
                 spec = self.conditions[condition]
                 c_index, m_index = self.condition_index(condition), MODES.index(SEED_MODE.get(mode, mode))
                 for k in range(int(p.episodes)):
@@ -270,7 +271,7 @@ class Protocol(ProtocolSpec):
                         key=EpisodeKey(name, condition, mode, k), track=track, track_seed=track_seed, seed=seed,
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
                         traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
-                        disturbance_stream=int(mode == "replica"), seen=track_seed is None and track in seen))
+                        disturbance_stream=int(mode == "replica"), seen=is_seen))
         return out
 
     def tracks_path(self, profile: str) -> Path | None:
