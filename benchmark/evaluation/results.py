@@ -579,17 +579,16 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
     # eps_t is noisy step by step: store its mean over the steps of each geometric bin (t_prev, t]
     edges = [0, *steps]
     binned = [_nanmean(eps_t[lo:hi]) for lo, hi in zip(edges[:-1], edges[1:])]
-    # bootstrap over tracks (an episode per track): the eps_t slope, and the ratio with each side's
-    # episodes of the drawn tracks
+    # bootstrap over episodes (v2 has one per track and condition, so over tracks): the eps_t slope,
+    # and the ratio with each drawn episode's offpolicy replay
     draws = rng.integers(0, n, (BOOTSTRAP_SLOPES, n))
     slopes = [M.mistake_rate_slope(M.mistake_rate([act[i] for i in b], [teach[i] for i in b], [fails[i] for i in b],
                                                   tau, horizon=horizon)) for b in draws]
     ratios = []
     if off:
-        off_by_track = {r.track: r for r in off}
+        off_by_key = {r.key.replace("|offpolicy|", "|crash|"): r for r in off}  # the crash episode it replays
         for b in draws:
-            tracks = [valid[i].track for i in b]
-            o = [off_by_track[t] for t in tracks if t in off_by_track]
+            o = [off_by_key[valid[i].key] for i in b if valid[i].key in off_by_key]
             if not o:
                 continue
             k1, n1 = M.pooled_mistake_rate([act[i] for i in b], [teach[i] for i in b], [fails[i] for i in b], tau,
