@@ -167,6 +167,10 @@ def test_the_synthetic_references_show_their_known_shapes(tiny_v2):
     assert drifting.regret.curve.value[-1] > 3 * noisy.regret.curve.value[-1]
     assert drifting.drift.gap_m.mean > 2 * noisy.drift.gap_m.mean
     assert noisy.normalised_score == 1.0 > drifting.normalised_score
+    for m in (noisy, drifting):  # every rate with its interval
+        e = m.excursions
+        assert e.rate_low <= e.onset_rate_per_km <= e.rate_high and e.onsets > 0
+        assert m.regret.slope_low <= m.regret.slope <= m.regret.slope_high
 
 
 def test_a_learners_v2_records_are_whole_and_its_references_are_reused(tiny_v2):

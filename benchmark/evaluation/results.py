@@ -255,13 +255,16 @@ class Mistakes(_Json):
 
 @dataclass(frozen=True)
 class ExcursionMetrics(_Json):
-    """Excursions (|d| above onset_m) per km, and the probability that one recovers (Wilson)."""
+    """Excursions (|d| above onset_m) per km, with a 95% cluster-bootstrap interval over tracks (the
+    ratio of the drawn tracks' onsets to their km), and the probability that one recovers (Wilson)."""
 
     onsets: int
     km: float
     onset_rate_per_km: float | None
     recovery: Proportion
     censored: int
+    rate_low: float | None = None
+    rate_high: float | None = None
 
     _NESTED: ClassVar[dict[str, type]] = {"recovery": Proportion}
 
@@ -604,8 +607,14 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
 
     ex = M.excursions([r.series("d") for r in valid], fails, [r.distance_m for r in valid],
                       onset_m=spec.excursion_onset_m, recover_m=spec.excursion_recover_m)
+    # per episode, for the interval: the rate of the drawn episodes is sum(onsets) / sum(km)
+    onsets = np.array([M.excursions([r.series("d")], [f], [r.distance_m], onset_m=spec.excursion_onset_m,
+                                    recover_m=spec.excursion_recover_m).onsets for r, f in zip(valid, fails)], float)
+    km_each = np.array([r.distance_m / 1000.0 for r in valid])
+    rates = [onsets[b].sum() / km_each[b].sum() for b in draws if km_each[b].sum() > 0]
+    e_lo, e_hi = _quantiles(rates)
     excursions = ExcursionMetrics(ex.onsets, float(ex.km), _finite(ex.onset_rate_per_km),
-                                  Proportion.of(ex.recovered, ex.recovered + ex.failed), ex.censored)
+                                  Proportion.of(ex.recovered, ex.recovered + ex.failed), ex.censored, e_lo, e_hi)
 
     regret = drift = score = None
     by_key = {r.key: r for r in teacher or [] if r.valid}

@@ -218,6 +218,7 @@ def paired_row(r: Result, condition: str) -> dict[str, Any]:
                                                      if d else (math.nan,) * 3)
     row["floor_m"] = _num(d.floor_m if d else None)
     row["excursions_per_km"] = _num(m.excursions.onset_rate_per_km)
+    row["excursions_low"], row["excursions_high"] = _num(m.excursions.rate_low), _num(m.excursions.rate_high)
     row["recovery"], row["recovery_low"], row["recovery_high"] = _p(m.excursions.recovery)
     seen = next((f for f in m.families if f.family == "seen"), None)
     row["seen_crashes"] = f"{seen.crashes.k}/{seen.crashes.n}" if seen else ""
@@ -264,7 +265,7 @@ def paired_markdown(df: pd.DataFrame, alpha: float = 0.05) -> str:
             "ε_off": _fmt(r["eps_off"], 3),
             "ε_on/ε_off": _fmt_ci(r["shift_ratio"], r["ratio_low"], r["ratio_high"], 2),
             "gap to teacher (m)": _fmt_ci(r["gap_m"], r["gap_low"], r["gap_high"], 3),
-            "excursions /km": _fmt(r["excursions_per_km"], 1),
+            "excursions /km": _fmt_ci(r["excursions_per_km"], r["excursions_low"], r["excursions_high"], 1),
             "recovered": _fmt_ci(r["recovery"], r["recovery_low"], r["recovery_high"], 2),
             "seen tracks: crashes": r["seen_crashes"] or "–",
         })
@@ -327,7 +328,7 @@ counted apart, never pooled. Definitions: benchmark/evaluation/metrics.py, secti
 - **ε_on**: fraction of the policy's own steps with |a − a*| > {tau} 1/m; **ε_off**: the same on the
   teacher's trajectories of the same episodes (the teacher drives, the policy is queried);
   **ε_on/ε_off**: the covariate-shift ratio (≫ 1: the policy's own states are harder for it).
-  Slopes and the ratio carry 95% bootstrap intervals over tracks ({n_boot} resamples).
+  Slopes, the ratio and the excursion rate carry 95% bootstrap intervals over tracks ({n_boot} resamples).
 - **gap to teacher**: mean |d_policy − d_teacher| while both drive (m); the teacher's row is the floor,
   the teacher against itself under a second disturbance sequence. It is measured on survivors: read it with
   the crashes.
