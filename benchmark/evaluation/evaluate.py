@@ -15,6 +15,7 @@ messages by type, never by text.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
@@ -225,6 +226,10 @@ def shutdown_pool() -> None:
         shared, _SHARED = _SHARED, None
     if shared is not None and shared.owner == os.getpid():
         shared.pool.shutdown(wait=not shared.busy, cancel_futures=True)
+
+
+# at exit, while the modules are still there (the pool's finaliser needs them)
+atexit.register(shutdown_pool)
 
 
 def groups_of(episodes: list[EvalEpisode], size: int) -> list[list[EvalEpisode]]:
