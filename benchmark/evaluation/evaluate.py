@@ -15,11 +15,14 @@ messages by type, never by text.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
+import contextlib
 import datetime as dt
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,8 +151,85 @@ def _run_group(spec: PolicySpec, episodes: list[EvalEpisode], threshold: float, 
     from .rollouts import run_episodes
 
     if spec not in _POLICY_CACHE:
+        # A worker outlives one evaluation (the pool is reused): it holds the current policy only,
+        # so earlier ones do not count against its memory limit.
+        _POLICY_CACHE.clear()
         _POLICY_CACHE[spec] = make_policy(spec)
     return run_episodes(_POLICY_CACHE[spec], episodes, intervention_threshold_m=threshold, policy_hz=hz)
+
+
+@dataclass
+class _SharedPool:
+    pool: cf.ProcessPoolExecutor
+    key: tuple[int, int]
+    """(workers, memory_limit_mb): a pool serves only evaluations with the same of both."""
+    owner: int
+    """The pid that started it (a forked child must not use its parent's pool)."""
+    busy: bool = False
+
+
+_SHARED: _SharedPool | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def _new_pool(workers: int, memory_limit_mb: int) -> cf.ProcessPoolExecutor:
+    # spawn workers start on demand (one per submitted task while none is idle), up to `workers`
+    return cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                                  initargs=(memory_limit_mb, os.getpid()))
+
+
+def _kill(pool: cf.ProcessPoolExecutor) -> None:
+    for p in list((getattr(pool, "_processes", None) or {}).values()):
+        p.kill()  # a hung or runaway worker must not outlive the evaluation
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _pool(workers: int, memory_limit_mb: int):
+    """A pool of `workers` spawn workers with the memory limit: the process's shared one when it
+    is free and was started for the same workers and limit (its workers have imported torch and
+    built their tracks already), a new one otherwise. After a failure of any kind (a worker died,
+    ran out of memory, the time limit, an interrupt) the pool is killed, never reused."""
+    global _SHARED
+    key = (workers, memory_limit_mb)
+    with _SHARED_LOCK:
+        shared = _SHARED
+        if shared is not None and shared.owner != os.getpid():
+            shared = _SHARED = None  # inherited through fork: the workers are the parent's
+        if shared is not None and not shared.busy and (shared.key != key or getattr(shared.pool, "_broken", False)):
+            shared.pool.shutdown(wait=False, cancel_futures=True)
+            shared = _SHARED = None
+        if shared is None:
+            shared = _SHARED = _SharedPool(_new_pool(workers, memory_limit_mb), key, os.getpid())
+        elif shared.busy:  # another thread's evaluation holds it: a private pool, shut down after
+            shared = _SharedPool(_new_pool(workers, memory_limit_mb), key, os.getpid())
+        shared.busy = True
+    try:
+        yield shared.pool
+    except BaseException:
+        _kill(shared.pool)
+        with _SHARED_LOCK:
+            if _SHARED is shared:
+                _SHARED = None
+        raise
+    with _SHARED_LOCK:
+        shared.busy = False
+        if _SHARED is not shared:
+            shared.pool.shutdown(wait=True)
+
+
+def shutdown_pool() -> None:
+    """Stop the process's shared worker pool, if any (the next evaluation starts a new one); the
+    pool also ends with the process."""
+    global _SHARED
+    with _SHARED_LOCK:
+        shared, _SHARED = _SHARED, None
+    if shared is not None and shared.owner == os.getpid():
+        shared.pool.shutdown(wait=not shared.busy, cancel_futures=True)
+
+
+# at exit, while the modules are still there (the pool's finaliser needs them)
+atexit.register(shutdown_pool)
 
 
 def groups_of(episodes: list[EvalEpisode], size: int) -> list[list[EvalEpisode]]:
@@ -169,37 +249,29 @@ def default_out(protocol: str, profile: str, name: str) -> Path:
 def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, config: EvaluateConfig,
                 on_done: Callable[[list[EpisodeRecord]], None]) -> None:
     """Run the groups in worker processes; each finished group goes to `on_done` at once."""
-    ctx = multiprocessing.get_context("spawn")
-    workers = max(1, min(config.workers, len(todo)))
+    workers = max(1, config.workers)
     start = time.monotonic()
-    with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init,
-                                initargs=(config.memory_limit_mb, os.getpid())) as pool:
+    with _pool(workers, config.memory_limit_mb) as pool:
         futures = {pool.submit(_run_group, spec, g, protocol.intervention_threshold_m, protocol.policy_hz): g
                    for g in todo}
-        try:
-            pending = set(futures)
-            while pending:
-                timeout = None
-                if config.time_limit_s:
-                    timeout = config.time_limit_s - (time.monotonic() - start)
-                    if timeout <= 0:
-                        raise EvaluationTimeout(config.time_limit_s)
-                finished, pending = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
-                for fut in finished:
-                    group = futures[fut][0].group
-                    try:
-                        records = fut.result()
-                    except cf.process.BrokenProcessPool as exc:
-                        raise WorkerDied(f"a worker process died (crash or out of memory) while evaluating {group}") \
-                            from exc
-                    except MemoryError as exc:
-                        raise WorkerOutOfMemory(f"a worker ran out of memory evaluating {group}") from exc
-                    on_done(records)
-        except BaseException:
-            for p in list(getattr(pool, "_processes", {}).values()):
-                p.kill()  # a hung or runaway worker must not outlive the evaluation
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        pending = set(futures)
+        while pending:
+            timeout = None
+            if config.time_limit_s:
+                timeout = config.time_limit_s - (time.monotonic() - start)
+                if timeout <= 0:
+                    raise EvaluationTimeout(config.time_limit_s)
+            finished, pending = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                group = futures[fut][0].group
+                try:
+                    records = fut.result()
+                except cf.process.BrokenProcessPool as exc:
+                    raise WorkerDied(f"a worker process died (crash or out of memory) while evaluating {group}") \
+                        from exc
+                except MemoryError as exc:
+                    raise WorkerOutOfMemory(f"a worker ran out of memory evaluating {group}") from exc
+                on_done(records)
 
 
 def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], None] | None = None) -> Results:

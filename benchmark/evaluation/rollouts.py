@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from benchmark.rollout.policies import Policy, PrivilegedPolicy, act
+from benchmark.rollout.policies import Policy, PrivilegedPolicy
 from benchmark.rollout.runner import Lockstep
 from benchmark.rollout.wrappers import Disturbance, Intervention, ObservationShift, TeacherDriven
 from envs import DrivingEnv
@@ -33,6 +33,8 @@ class Evaluation(Lockstep[EvalEpisode]):
                  intervention_threshold_m: float, policy_hz: float, env_kwargs: dict | None):
         super().__init__(episodes, slots=len(episodes))
         self.policy, self.threshold, self.hz = policy, intervention_threshold_m, policy_hz
+        # checked once: isinstance on a runtime-checkable Protocol costs ~45 us, ~5% of a teacher step
+        self.privileged = isinstance(policy, PrivilegedPolicy)
         self.env_kwargs = env_kwargs or {}
         self.traces: list[dict[str, list[float]]] = [{k: [] for k in TRACED} for _ in episodes]
         self.failure: list[tuple[int, str | None]] = [(-1, None)] * len(episodes)
@@ -57,7 +59,9 @@ class Evaluation(Lockstep[EvalEpisode]):
         return env, obs, info
 
     def decide(self, frames, numbers, infos):
-        return act(self.policy, frames, numbers, infos)
+        if self.privileged:
+            return self.policy.act_on_state(infos, numbers)
+        return self.policy.act(frames, numbers)
 
     def before_step(self, number, env, info, j, action):
         trace = self.traces[number]

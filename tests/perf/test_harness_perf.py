@@ -1,0 +1,63 @@
+"""The harness's throughput on the teacher (no network): evaluate() on a small v2 profile in its
+worker pool, against the bare env + centre camera stepped with the teacher's action in one
+process, times the number of workers; interleaved in one run."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.perf
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_V2 = str(ROOT / "tests" / "data" / "protocol-tiny-v2.yaml")
+WORKERS = 2
+
+
+def test_teacher_evaluation_vs_bare_env_times_workers(compare, tmp_path):
+    """Everything evaluate() does for the teacher (groups in the shared worker pool, wrappers,
+    traces, records, records.jsonl, results.json with its bootstraps) against the same episodes'
+    DrivingEnv + disturbance stepped bare with the teacher's action. The warm-up round starts the
+    pool; the timed rounds reuse it, as the evaluations of `make bench` after the first do."""
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.evaluation.protocol import load_protocol
+    from benchmark.evaluation.records import read_records
+    from benchmark.rollout.wrappers import Disturbance
+    from envs import DrivingEnv
+
+    protocol = load_protocol(TINY_V2)
+    episodes = protocol.episodes("quick", teacher=True)  # what the teacher's evaluation runs
+    counter = iter(range(1000))
+
+    def evaluation():
+        out = tmp_path / f"r{next(counter)}"
+        evaluate(EvaluateConfig(policy="teacher", protocol=TINY_V2, out=out, workers=WORKERS, progress=False,
+                                resume=False, drift_reference=False))
+        return sum(r.steps for r in read_records(out / "records.jsonl").records)
+
+    def bare():
+        steps = 0
+        for ep in episodes:
+            env = DrivingEnv(ep.track, track_seed=ep.track_seed,
+                             config={"max_steps": ep.max_steps, "terminate_on_failure": True,
+                                     "policy_hz": protocol.policy_hz})
+            if ep.disturbance is not None:
+                env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
+            _, info = env.reset(seed=ep.seed)
+            for _ in range(ep.max_steps):
+                _, _, term, trunc, info = env.step(np.array([info["teacher_action"]], np.float32))
+                steps += 1
+                if term or trunc:
+                    break
+            env.close()
+        return steps
+
+    def bare_times_workers():
+        return WORKERS * bare()
+
+    result = compare(evaluation, bare_times_workers, rounds=4, name="teacher_evaluation_steps",
+                     reference_name="bare_env_camera_steps_x_workers")
+    # reported: per evaluate() ~0.4 s of results (bootstraps, track families) on 1,560 steps, and two
+    # workers get two cores only on an idle machine
+    assert result["ratio"] > 0.2
+
