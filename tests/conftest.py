@@ -43,3 +43,16 @@ def small_dataset(tmp_path_factory):
     run(RecordConfig(out=out, tracks=("oval",), procedural_seeds="3", episodes_per_track=2, steps=80,
                      seed=1, shard_size=50, progress=False, start_offset_m=0.5))
     return out
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory):
+    """A PilotNet with seeded random weights (a policy that drives badly, deterministically)."""
+    import torch
+
+    from models import ModelConfig, build_model, save_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "pilotnet"
+    save_model(build_model(ModelConfig()), path)
+    return path

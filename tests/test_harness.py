@@ -23,18 +23,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "tests" / "data" / "protocol-tiny.yaml")
 
 
-@pytest.fixture(scope="module")
-def untrained_model(tmp_path_factory):
-    import torch
-
-    from models import ModelConfig, build_model, save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "pilotnet"
-    save_model(build_model(ModelConfig()), path)
-    return path
-
-
 def nan_onnx(path: Path) -> Path:
     """An ONNX policy with the right signature whose curvature is always NaN."""
     frames = helper.make_tensor_value_info("frames", TensorProto.UINT8, ["N", 66, 200, 3])

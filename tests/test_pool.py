@@ -15,18 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "tests" / "data" / "protocol-tiny.yaml")
 
 
-@pytest.fixture(scope="module")
-def untrained_model(tmp_path_factory):
-    import torch
-
-    from models import ModelConfig, build_model, save_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "pilotnet"
-    save_model(build_model(ModelConfig()), path)
-    return path
-
-
 def _records(out: Path) -> list[str]:
     return sorted((out / "records.jsonl").read_text().splitlines()[1:])
 
