@@ -195,3 +195,19 @@ def test_a_bf16_run_still_learns_to_drive(oval_dataset, tmp_path):
     assert result.best_val_loss < 0.5 * untrained_val_loss(oval_dataset, cfg)
     learned, straight = drives_farther_than_straight_ahead(result.model)
     assert learned > 2.0 * straight, (learned, straight)
+
+
+def test_pinned_git_sha_keeps_the_commit_a_run_started_from(monkeypatch):
+    """make baselines writes tracked files (models/zoo) while it runs; its later model cards must still
+    name the tree it started from, not a '-dirty' one."""
+    from benchmark.common import provenance
+
+    start = provenance.git_sha()
+    with provenance.pinned_git_sha() as pinned:
+        assert pinned == start
+        def no_git(*args, **kwargs):
+            raise AssertionError("git was asked again inside the pinned block")
+        monkeypatch.setattr(provenance.subprocess, "run", no_git)
+        assert provenance.git_sha() == start
+        monkeypatch.undo()
+    assert provenance._PINNED is None

@@ -6,6 +6,8 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -14,8 +16,25 @@ PACKAGES = ("torch", "torchvision", "highway-env", "gymnasium", "numpy", "opencv
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_PINNED: str | None = None
+
+
+@contextmanager
+def pinned_git_sha() -> Iterator[str]:
+    """Within the block, git_sha() is the tree as it was on entry: a run that writes tracked files
+    itself (`make baselines` writes models/zoo) stays the provenance of the commit it started from."""
+    global _PINNED
+    outer, _PINNED = _PINNED, git_sha()
+    try:
+        yield _PINNED
+    finally:
+        _PINNED = outer
+
+
 def git_sha() -> str:
     """The repository's HEAD commit, with '-dirty' when tracked files have uncommitted changes."""
+    if _PINNED is not None:
+        return _PINNED
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                              check=True).stdout.strip()

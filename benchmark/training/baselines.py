@@ -9,7 +9,7 @@ makes about the same number of gradient updates.
 
 Each model goes to `out/<method>/` (model.safetensors, config.json, model.onnx, card.json,
 rounds.csv), then all are validated once more in closed loop on the validation set of training
-tracks, and `out/README.md` gets the comparison table with 95% bootstrap intervals.
+tracks, and `out/README.md` gets the comparison table with 95% intervals (Wilson for crash rates).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Literal
 import pandas as pd
 
 from benchmark.common.files import write_json_atomic
+from benchmark.common.provenance import pinned_git_sha
 
 from .augment import AugmentConfig
 from .dagger import DaggerConfig, dagger
@@ -93,14 +94,23 @@ RUN = {"bc": behaviour_cloning, "bc-shifted": behaviour_cloning, "dart": dart, "
 
 
 def run(config: BaselinesConfig) -> dict:
-    from models import load_model
-
     for m in config.methods:
         if m not in METHODS:
             raise ValueError(f"unknown method {m!r}; methods are: {', '.join(METHODS)}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    with pinned_git_sha():  # the zoo's own files, written below, are tracked: later cards stay clean
+        _train(config, out)
+    # The table covers every method in the zoo, also those trained by an earlier invocation.
+    rows = [json.loads((out / m / "validation.json").read_text()) for m in METHODS
+            if (out / m / "validation.json").is_file()]
+    write_comparison(pd.DataFrame(rows), config, out / "README.md")
+    return {"out": str(out), "methods": [r["method"] for r in rows]}
+
+
+def _train(config: BaselinesConfig, out: Path) -> None:
+    from models import load_model
+
     for name in config.methods:
         cfg = method_config(name, config)
         result = RUN[name](cfg)
@@ -115,11 +125,6 @@ def run(config: BaselinesConfig) -> dict:
         row = {"method": name, "labels": result["labels"], "env_steps": result["env_steps"],
                "chosen_round": result["best_round"], **final}
         write_json_atomic(dest / "validation.json", row)
-    # The table covers every method in the zoo, also those trained by an earlier invocation.
-    rows = [json.loads((out / m / "validation.json").read_text()) for m in METHODS
-            if (out / m / "validation.json").is_file()]
-    write_comparison(pd.DataFrame(rows), config, out / "README.md")
-    return {"out": str(out), "methods": [r["method"] for r in rows]}
 
 
 def write_comparison(table: pd.DataFrame, config: BaselinesConfig, path: Path) -> None:
@@ -147,7 +152,7 @@ training seeds {config.validation_seeds}, {config.validation_steps} steps each, 
 
 {shown.to_markdown(index=False)}
 
-Intervals are 95% percentile bootstraps over episodes. The held-out test tracks are evaluated by
+Crash rates have Wilson 95% intervals; offsets 95% percentile bootstraps over episodes. The held-out test tracks are evaluated by
 `make bench` (results/) and the leaderboard, not here.
 """
     path.write_text(text)
