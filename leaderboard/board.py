@@ -4,9 +4,9 @@
     leaderboard/models/<id>.onnx    the submitted ONNX file, kept so that `verify` can re-evaluate it
     leaderboard/clips/<id>.webp     the entry's clip: its first nominal failure (leaderboard/clips.py)
 
-An entry (ENTRY_SCHEMA_VERSION 1):
+An entry (ENTRY_SCHEMA_VERSION 2; an entry of a version-1 protocol is of schema 1, without outcomes):
 
-    schema_version  1
+    schema_version  2
     id              slug of the card's name; the file name
     kind            "submission" (an ONNX file) or "reference" (the teacher, the straight-ahead policy)
     card            the validated model card (leaderboard/card.py)
@@ -16,10 +16,14 @@ An entry (ENTRY_SCHEMA_VERSION 1):
     protocol        name, sha256 (of the protocol file), profile, horizons
     evaluation      the settings that fix the numbers (group_size, drift_reference) and how it ran
                     (episodes, seconds, workers, memory_limit_mb, time_limit_s)
-    clip            the clip of the first crash-mode failure in the nominal condition: file (relative to the
+    clip            the clip of the first crash-mode failure in the main condition (disturbed from
+                    protocol version 2 on, nominal before): file (relative to the
                     leaderboard directory), sha256, bytes, episode, failure_type, failure_step, start_step,
                     end_step, frames; null when the entry never fails there (absent in older entries)
-    score           value, survival_t_max per crash condition, the tie-break values (leaderboard/ranking.py)
+    score           value, survival_t_max per crash condition, the tie-break values (leaderboard/ranking.py);
+                    from version 2 on also the score's 95% interval (low, high) and each survival's
+    outcomes        per crash condition and held-out track, each episode's failure step or null
+                    (leaderboard/outcomes.py; schema 2)
     metrics         benchmark/evaluation/results.py's metrics: per condition survival S(T) and cumulative cost J(T)
                     at the horizons, crash rates, offsets, growth exponent, drift, autonomy, ...
     git_sha, packages, hardware, date    provenance of the evaluation (date: ISO 8601, UTC)
@@ -47,6 +51,7 @@ from benchmark.evaluation.protocol import DEFAULT_PROTOCOL
 from benchmark.evaluation.results import Results
 
 from .common import ENTRY_SCHEMA_VERSION, REFERENCE_POLICIES, Rejected, entries_dir
+from .outcomes import check_outcomes, outcomes_of
 from .ranking import score_of
 from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
 
@@ -92,8 +97,13 @@ def read_entry(path: Path) -> dict[str, Any]:
     for key in ("schema_version", "id", "kind", "card", "protocol", "metrics", "date"):
         if key not in entry:
             raise BoardError(f"{path}: not a leaderboard entry (no '{key}')")
-    if entry["schema_version"] != ENTRY_SCHEMA_VERSION:
-        raise BoardError(f"{path}: entry schema version {entry['schema_version']}, expected {ENTRY_SCHEMA_VERSION}")
+    if entry["schema_version"] not in (1, ENTRY_SCHEMA_VERSION):
+        raise BoardError(f"{path}: entry schema version {entry['schema_version']}, expected 1 or {ENTRY_SCHEMA_VERSION}")
+    if entry["schema_version"] >= 2:
+        try:
+            check_outcomes(entry.get("outcomes"), f"{path}: outcomes")
+        except ValueError as exc:
+            raise BoardError(str(exc)) from None
     if entry["id"] != Path(path).stem:
         raise BoardError(f"{path}: the entry's id {entry['id']!r} does not match its file name")
     return entry
@@ -225,12 +235,27 @@ def evaluate_entry(policy: str, run_name: str, options: EvaluationOptions, out: 
                        "Check that the model runs with onnxruntime on the CPU") from None
 
 
+def entry_outcomes(out: Path, options: EvaluationOptions) -> dict[str, Any] | None:
+    """The outcomes block (leaderboard/outcomes.py) of the evaluation whose records are in `out`, read
+    through the validating reader; None under a version-1 protocol."""
+    from benchmark.evaluation.protocol import load_protocol
+    from benchmark.evaluation.records import read_records
+
+    protocol = load_protocol(options.protocol)
+    if protocol.version < 2:
+        return None
+    records = read_records(Path(out) / "records.jsonl").records
+    return outcomes_of(records, protocol.profile(options.profile).seen_tracks)
+
+
 def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, model: dict[str, Any] | None,
                results: Results, options: EvaluationOptions, seconds: float,
-               clip: dict[str, Any] | None = None) -> dict[str, Any]:
+               clip: dict[str, Any] | None = None, outcomes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An entry; with `outcomes` (protocol version 2 on) of ENTRY_SCHEMA_VERSION, else of version 1."""
     document = results.to_json()
+    extra = {} if outcomes is None else {"outcomes": outcomes}
     return {
-        "schema_version": ENTRY_SCHEMA_VERSION,
+        "schema_version": ENTRY_SCHEMA_VERSION if outcomes is not None else 1,
         "id": entry_id,
         "kind": kind,
         "card": card,
@@ -241,8 +266,9 @@ def make_entry(*, entry_id: str, kind: str, card: dict[str, Any], policy: str, m
                        "episodes": results.metrics.episodes, "seconds": round(seconds, 1), "workers": options.workers,
                        "memory_limit_mb": options.memory_limit_mb, "time_limit_s": options.time_limit_s},
         "clip": clip,
-        "score": score_of(results.metrics),
+        "score": score_of(results.metrics, outcomes),
         "metrics": document["metrics"],
+        **extra,
         "git_sha": results.git_sha,
         "packages": results.packages,
         "hardware": results.hardware,

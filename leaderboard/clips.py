@@ -1,4 +1,5 @@
-"""Each entry's clip: its first crash-mode failure in the nominal condition, replayed from its records.
+"""Each entry's clip: its first crash-mode failure in the main condition (disturbed from protocol
+version 2 on, nominal before), replayed from its records.
 
     leaderboard/clips/<id>.webp   an animated WebP (the dashcam at native size, the top-down view,
                                   the offset and curvature chart), the 5 s up to the failure
@@ -9,7 +10,7 @@ recorded offsets exactly). A reference policy (our own code) is replayed here; a
 only ever runs inside the sandbox, so its replay does too: the sandbox reads the work folder (the
 records, the staged model) and writes only into a fresh `clip/` folder in it. What comes out is
 JSON and a file that must look like a WebP of bounded size; the page shows it with an <img>, which
-runs no code. An entry that never fails in the nominal condition has `clip: null`.
+runs no code. An entry that never fails in that condition has `clip: null`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from benchmark.common.files import sha256_bytes
 from .common import REFERENCE_POLICIES, Rejected
 
 CONDITION = "nominal"
-"""The condition whose first failure an entry's clip shows."""
+"""The condition whose first failure an entry's clip shows under a version-1 protocol."""
+MAIN_CONDITION = "disturbed"
+"""... and from version 2 on, where the profile has it (its main condition)."""
+
+
+def clip_condition(protocol, profile: str) -> str:
+    """The condition of the entries' clips under this protocol and profile."""
+    if protocol.version >= 2 and MAIN_CONDITION in protocol.profile(profile).conditions:
+        return MAIN_CONDITION
+    return CONDITION
 WINDOW_S = 5.0
 """Seconds of driving up to the failure."""
 MAX_BYTES = 8 * 2**20
@@ -66,7 +76,7 @@ def _teacher_records(options, protocol) -> Path | None:
 
 def make_clip(policy: str, entry_id: str, options, out: Path) -> tuple[dict[str, Any] | None, bytes | None]:
     """(the entry's `clip`, the WebP's bytes) of the evaluation whose records and results.json are
-    in `out`; (None, None) when it never fails in CONDITION. Raises Rejected when the replay fails."""
+    in `out`; (None, None) when it never fails in the clip condition. Raises Rejected when the replay fails."""
     from benchmark.evaluation.protocol import load_protocol
     from benchmark.evaluation.results import load_result
     from benchmark.reporting.video import first_failure
@@ -77,7 +87,8 @@ def make_clip(policy: str, entry_id: str, options, out: Path) -> tuple[dict[str,
     out = Path(out).absolute()
     protocol = load_protocol(options.protocol)
     result = load_result(out)  # written outside the sandbox, from the records read through the validating reader
-    failure = first_failure(result, CONDITION, protocol)
+    condition = clip_condition(protocol, options.profile)
+    failure = first_failure(result, condition, protocol)
     if failure is None:
         return None, None
     folder = out / "clip"
@@ -101,7 +112,7 @@ def make_clip(policy: str, entry_id: str, options, out: Path) -> tuple[dict[str,
     except (IsolationError, ValueError) as exc:
         fix = ("A model must give the same output for the same frames every time (no randomness, no state kept "
                "between calls other than state_in)") if sandboxed else "Report this to the leaderboard's maintainers"
-        raise Rejected(f"the replay of the first {CONDITION} failure ({failure.key}) for the entry's clip failed "
+        raise Rejected(f"the replay of the first {condition} failure ({failure.key}) for the entry's clip failed "
                        f"({exc})", fix) from None
     start, end = max(0, failure.failure_step - round(WINDOW_S * protocol.policy_hz)), failure.failure_step
     path = folder / "clip.webp"
@@ -109,9 +120,10 @@ def make_clip(policy: str, entry_id: str, options, out: Path) -> tuple[dict[str,
     data = path.read_bytes() if ok else b""
     if not (answer == {"key": failure.key, "frames": end - start + 1, "start_step": start, "end_step": end}
             and data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-        raise Rejected(f"the clip of the first {CONDITION} failure ({failure.key}) did not come back as a WebP of "
+        raise Rejected(f"the clip of the first {condition} failure ({failure.key}) did not come back as a WebP of "
                        "that episode", "Report this to the leaderboard's maintainers")
-    clip = {"file": clip_file(entry_id), "sha256": sha256_bytes(data), "bytes": len(data), "episode": failure.key,
+    clip = {"file": clip_file(entry_id), "sha256": sha256_bytes(data), "bytes": len(data), "condition": condition,
+            "episode": failure.key,
             "failure_type": failure.failure_type, "failure_step": failure.failure_step, "start_step": start,
             "end_step": end, "frames": end - start + 1}
     return clip, data

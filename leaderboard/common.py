@@ -15,7 +15,7 @@ from .escape import printable_line
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_ROOT = Path("leaderboard")
 """The leaderboard directory, relative to the repository root (where make runs)."""
-ENTRY_SCHEMA_VERSION = 1
+ENTRY_SCHEMA_VERSION = 2
 REFERENCE_POLICIES = ("teacher", "straight")
 DOCS = "leaderboard/README.md"
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from benchmark.common.files import create_exclusive, dumps, write_bytes_atomic
 from benchmark.evaluation.results import Results
 
-from .board import EvaluationOptions, evaluate_entry, load_entries, make_entry, protocol_of
+from .board import EvaluationOptions, entry_outcomes, evaluate_entry, load_entries, make_entry, protocol_of
 from .card import load_card, reference_card
 from .clips import make_clip
 from .common import (
@@ -164,7 +164,7 @@ def submit(config: SubmitConfig) -> dict[str, Any]:
     clip, clip_bytes = make_clip(str(staged), entry_id, config, out)
     model = {"file": f"models/{entry_id}.onnx", **info}
     entry = make_entry(entry_id=entry_id, kind="submission", card=card, policy="onnx", model=model, results=results,
-                       options=config, seconds=seconds, clip=clip)
+                       options=config, seconds=seconds, clip=clip, outcomes=entry_outcomes(out, config))
     write_entry(config.root, entry, data, clip_bytes)
     return summary(config.root, entry_id, build=config.build)
 
@@ -226,7 +226,7 @@ def add_reference(config: AddReferenceConfig | BaselinesConfig, policy: str, bui
     reject_invalid(results)
     clip, clip_bytes = make_clip(policy, entry_id, config, out)
     entry = make_entry(entry_id=entry_id, kind="reference", card=card, policy=policy, model=None, results=results,
-                       options=config, seconds=seconds, clip=clip)
+                       options=config, seconds=seconds, clip=clip, outcomes=entry_outcomes(out, config))
     write_entry(config.root, entry, None, clip_bytes)
     return summary(config.root, entry_id, build=build)
 

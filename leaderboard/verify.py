@@ -4,10 +4,10 @@ Per entry, in order:
 
 1. TAMPERED: the entry's own parts disagree: the kept ONNX file (models/<id>.onnx) or the clip
    (clips/<id>.webp) is missing or its sha256 differs from the entry's, or the stored score differs
-   from the score computed from the stored metrics.
+   from the score computed from the stored metrics and outcomes.
 2. MISMATCH: the entry was evaluated under another protocol file than the current one (name,
    profile, sha256), or a fresh evaluation (same protocol, profile, group size and drift setting;
-   a new records directory, nothing resumed) gives metrics that differ from the stored ones. The
+   a new records directory, nothing resumed) gives metrics or outcomes that differ from the stored ones. The
    harness is deterministic, so on the same software every number reproduces exactly; `--rtol`
    allows a relative tolerance for other machines.
 3. ERROR: the fresh evaluation failed.
@@ -26,7 +26,7 @@ from typing import Any
 
 from benchmark.common.files import sha256_file, write_bytes_atomic
 
-from .board import EvaluationOptions, evaluate_entry, load_entries
+from .board import EvaluationOptions, entry_outcomes, evaluate_entry, load_entries
 from .clips import clip_file
 from .common import Rejected, canonical, differences
 from .modelcheck import ModelLimits, check_model_file
@@ -78,7 +78,10 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
             return TAMPERED, [f"{clip_file(entry['id'])} has sha256 {sha256_file(path)[:16]}..., the entry says "
                               f"{str(clip.get('sha256'))[:16]}..."]
     stored_score = canonical(entry.get("score"))
-    fresh_score = canonical(score_of(entry["metrics"]))
+    try:
+        fresh_score = canonical(score_of(entry["metrics"], entry.get("outcomes")))
+    except ValueError as exc:
+        return TAMPERED, [f"the stored outcomes are malformed: {exc}"]
     problems = differences(stored_score, fresh_score, 0.0, "score")
     if problems:
         return TAMPERED, ["the stored score does not follow from the stored metrics: " + problems[0]]
@@ -112,6 +115,8 @@ def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> t
     except Rejected as exc:
         return ERROR, [str(exc).removeprefix("rejected: ")]
     diffs = differences(canonical(entry["metrics"]), canonical(results.metrics.to_json()), config.rtol, "metrics")
+    if "outcomes" in entry:  # whole episodes: exact whatever the tolerance
+        diffs += differences(canonical(entry["outcomes"]), canonical(entry_outcomes(out, config)), 0.0, "outcomes")
     if diffs:
         return MISMATCH, [f"{len(diffs)} metric(s) differ from a fresh evaluation", *diffs[: config.details]]
     return OK, ["metrics reproduce" + (" exactly" if config.rtol == 0 else f" within rtol {config.rtol:g}")]

@@ -42,7 +42,8 @@ def nan_onnx(path: Path) -> Path:
 
 
 def test_protocol_is_versioned_and_episodes_are_fixed():
-    p = load_protocol()
+    assert load_protocol().name == "steerbench-v2"  # the default
+    p = load_protocol("steerbench-v1")
     assert p.name == "steerbench-v1" and len(p.sha256) == 64
     a, b = p.episodes("quick"), p.episodes("quick")
     assert a == b and len({e.key for e in a}) == len(a)

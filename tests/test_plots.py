@@ -69,7 +69,7 @@ def _records(method: str, intervention: bool = True) -> list[dict]:
 
 def write_results(root: Path, method: str, records: list[dict], teacher: list[dict] | None) -> Path:
     """A results directory like `benchmark evaluate` writes: records.jsonl and results.json."""
-    protocol = load_protocol()
+    protocol = load_protocol("steerbench-v1")
     out = root / method
     out.mkdir(parents=True)
     meta = {"protocol": protocol.name, "protocol_sha256": protocol.sha256, "profile": PROFILE,

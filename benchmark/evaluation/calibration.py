@@ -62,7 +62,7 @@ def _episodes(config: CalibrateConfig, level: int, disturbance) -> list[EvalEpis
 def calibrate(config: CalibrateConfig) -> list[dict]:
     if len(config.steering_std) != len(config.gust_std_mps):
         raise ValueError("give as many steering_std as gust_std_mps values (one pair per level)")
-    protocol = load_protocol()
+    protocol = load_protocol("steerbench-v2")  # the protocol whose disturbance it calibrates
     spec = PolicySpec(kind="teacher", name="teacher")
     rows, rng = [], np.random.default_rng([config.seed, 42])
     for level, (steer, gust) in enumerate(zip(config.steering_std, config.gust_std_mps)):

@@ -38,7 +38,7 @@ from envs import BUILTIN_TRACKS, TEST_SEEDS
 from .records import EpisodeKey
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
-DEFAULT_PROTOCOL = "steerbench-v1"
+DEFAULT_PROTOCOL = "steerbench-v2"
 CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed")
 MODES = ("crash", "intervention", "offpolicy", "replica")
 """crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
