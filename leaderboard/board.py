@@ -47,13 +47,18 @@ from benchmark.evaluation.evaluate import (
     evaluate,
     results_from_records,
 )
-from benchmark.evaluation.protocol import DEFAULT_PROTOCOL
 from benchmark.evaluation.results import Results
 
 from .common import ENTRY_SCHEMA_VERSION, REFERENCE_POLICIES, Rejected, entries_dir
 from .outcomes import check_outcomes, outcomes_of
 from .ranking import score_of
 from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
+
+
+LEADERBOARD_PROTOCOL = "steerbench-v1"
+"""The protocol of the checked-in board. Its entries are being re-evaluated on steerbench-v2 (the
+harness's default since version 2; every v2 feature of the board is built and tested); until all
+of them are, the board, `make submit` and `make verify` stay on v1, so that they agree."""
 
 
 class BoardError(RuntimeError):
@@ -66,7 +71,7 @@ class EvaluationOptions:
 
     root: Path = Path("leaderboard")
     """Leaderboard directory: entries/, models/, README.md, index.html."""
-    protocol: str = DEFAULT_PROTOCOL
+    protocol: str = LEADERBOARD_PROTOCOL
     """Protocol name (benchmark/evaluation/protocols/<name>.yaml) or path."""
     profile: Literal["quick", "full"] = "full"
     """Protocol profile; the leaderboard uses full."""
