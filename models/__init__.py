@@ -2,13 +2,14 @@
 
     model = build_model(ModelConfig(arch="pilotnet", head="point"))
     out = model(frames)                      # (N, k); recurrent: out, state = model(frames, state)
-    kappa = model.curvature(out)             # (N, 1), positive turns right
+    kappa = model.curvature(out)             # (N, 1), positive turns right (the head's run-time choice)
     model.loss(out, target_kappa).backward()
     save_model(model, "runs/x/model"); model = load_model("runs/x/model")
     export_onnx(model, "runs/x/model.onnx")
 
 Architectures: PilotNet (Bojarski et al. 2016), PilotNetGRU (its features into a GRU) and
-ResNet18Steer (torchvision ResNet-18 from scratch); each takes the point or the gaussian head.
+ResNet18Steer (torchvision ResNet-18 from scratch); each takes the point, gaussian, mixture or
+categorical head (models/heads.py).
 """
 
 from benchmark.common.files import sha256_file as model_sha256

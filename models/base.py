@@ -14,8 +14,8 @@ class SteeringModel(nn.Module):
     """Base class: camera frames (N, H, W, 3) RGB 0..255 -> head output (N, k), k = config.outputs.
 
     Feedforward models implement `forward(frames) -> out`; recurrent ones (`recurrent = True`)
-    `forward(frames, state) -> (out, new_state)`. Column 0 of `out` is the curvature in 1/m; see
-    `models.heads` for the gaussian head's log-std column.
+    `forward(frames, state) -> (out, new_state)`. `out` holds the head's distribution in physical
+    units (see `models.heads`); `curvature(out)` is the one curvature [1/m] a policy drives.
     """
 
     recurrent: bool = False
@@ -35,12 +35,22 @@ class SteeringModel(nn.Module):
         return heads.finish(raw, self.config)
 
     def curvature(self, out: torch.Tensor) -> torch.Tensor:
-        """Curvature [1/m] of a head output, (N, 1) (the mean for gaussian heads)."""
-        return heads.curvature(out)
+        """Curvature [1/m] a policy drives for a head output, (N, 1): the gaussian's mean, the mixture's most
+        probable component's mean, the categorical head's most probable bin's centre (see models.heads)."""
+        return heads.curvature(out, self.config)
 
     def loss(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Scalar training loss: MSE (point) or Gaussian NLL (gaussian), optionally weighted per sample."""
-        return heads.loss(out, target, self.config.head, weight)
+        """Scalar training loss: MSE (point), Gaussian or mixture NLL, or the bins' cross-entropy (categorical),
+        optionally weighted per sample."""
+        return heads.loss(out, target, self.config, weight)
+
+    def nll(self, out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean NLL [nats] of `target` under the predictive density (not for the point head); see heads.nll."""
+        return heads.nll(out, target, self.config, weight)
+
+    def sample(self, out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A curvature (N, 1) drawn from the predictive distribution (torch only, never exported)."""
+        return heads.sample(out, self.config, generator)
 
     def initial_state(self, batch_size: int) -> torch.Tensor | None:
         """The state before the first frame: None for feedforward models."""

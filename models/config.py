@@ -10,7 +10,7 @@ from typing import Literal
 from benchmark.common.config import require
 
 Arch = Literal["pilotnet", "pilotnet-gru", "resnet18"]
-Head = Literal["point", "gaussian"]
+Head = Literal["point", "gaussian", "mixture", "categorical"]
 Activation = Literal["relu", "elu"]
 
 # PilotNet's fully connected layers are sized for the 1 x 18 x 64 feature map of a 66 x 200 frame.
@@ -25,7 +25,8 @@ class ModelConfig:
     arch: Arch = "pilotnet"
     """Backbone: PilotNet (Bojarski et al. 2016), its features into a GRU, or torchvision ResNet-18 from scratch."""
     head: Head = "point"
-    """Output head: point (curvature, MSE loss) or gaussian (mean and log-std of the curvature, Gaussian NLL loss)."""
+    """Output head: point (curvature, MSE loss), gaussian (mean and log-std, Gaussian NLL), mixture (K Gaussians,
+    mixture NLL) or categorical (curvature bins, cross-entropy); see models/heads.py."""
     output_scale: float = 0.1
     """Fixed factor from the last layer's raw output to curvature [1/m], so raw outputs are O(1)."""
     activation: Activation = "relu"
@@ -37,23 +38,32 @@ class ModelConfig:
     input_width: int = 200
     """Frame width [px]; PilotNet requires 200."""
     log_std_min: float = -9.0
-    """Lower clamp of the gaussian head's log-std of the curvature (log of 1/m)."""
+    """Lower clamp of the log-std of the curvature (log of 1/m) of the gaussian head and of each mixture component."""
     log_std_max: float = 0.0
-    """Upper clamp of the gaussian head's log-std of the curvature (log of 1/m)."""
+    """Upper clamp of the log-std of the curvature (log of 1/m) of the gaussian head and of each mixture component."""
+    mixture_components: int = 2
+    """Number K of Gaussian components of the mixture head (2: a frame's label may be one of two modes)."""
+    categorical_bins: int = 61
+    """Number B of equal curvature bins of the categorical head (odd, so that one bin is centred on 0)."""
+    categorical_max: float = 0.18
+    """Half-width R [1/m] of the categorical head's bins, B bins over [-R, R] with the edge bins open (labels beyond
+    R fall into them); 0.18 covers the tightest curve the vehicle can drive (envs.MAX_CURVATURE, 0.179)."""
 
     def __post_init__(self) -> None:
         for name, choices in (("arch", Arch), ("head", Head), ("activation", Activation)):
             allowed, value = typing.get_args(choices), getattr(self, name)
             require(value in allowed, f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("gru_hidden", "input_height", "input_width"):
+        for name in ("gru_hidden", "input_height", "input_width", "mixture_components", "categorical_bins"):
             value = getattr(self, name)
             require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                     f"{name} must be a positive integer, got {value!r}")
-        for name in ("output_scale", "log_std_min", "log_std_max"):
+        for name in ("output_scale", "log_std_min", "log_std_max", "categorical_max"):
             value = getattr(self, name)
             require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                     f"{name} must be a finite number, got {value!r}")
         require(self.output_scale > 0, f"output_scale must be positive, got {self.output_scale}")
+        require(self.categorical_bins >= 2, f"categorical_bins must be at least 2, got {self.categorical_bins}")
+        require(self.categorical_max > 0, f"categorical_max must be positive, got {self.categorical_max}")
         require(self.log_std_min < self.log_std_max,
                 f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         size = (self.input_height, self.input_width)
@@ -67,5 +77,7 @@ class ModelConfig:
 
     @property
     def outputs(self) -> int:
-        """Width k of the head output: 1 (point) or 2 (gaussian: mean, log-std)."""
-        return 1 if self.head == "point" else 2
+        """Width k of the head output: 1 (point), 2 (gaussian: mean, log-std), 3K (mixture: K logits, K means,
+        K log-stds) or B (categorical: one logit per bin)."""
+        return {"point": 1, "gaussian": 2, "mixture": 3 * self.mixture_components,
+                "categorical": self.categorical_bins}[self.head]

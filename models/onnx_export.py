@@ -10,6 +10,9 @@ included, so a consumer needs nothing but the .onnx file:
              state_out  (N, hidden) float32            recurrent models only
 
 N is dynamic; weights are embedded; only standard ONNX operators (ai.onnx domain) are used.
+`curvature` is the head's run-time choice (models.heads.curvature), made inside the graph: the
+mixture's most probable component's mean (ArgMax, GatherElements), the categorical head's most
+probable bin's centre (ArgMax and arithmetic), so every head's file returns one curvature per frame.
 
 Uses the TorchScript exporter (`dynamo=False`). With torch 2.14.1 the torch.export-based exporter
 only implements opset >= 18 and converts down afterwards, and that conversion fails for ResNet-18
@@ -29,6 +32,7 @@ from torch import nn
 
 from benchmark.common.files import atomic_path
 
+from . import heads
 from .base import SteeringModel
 
 EXPORT_BATCH = 2  # not 1: a traced size-1 dimension can be mistaken for a broadcast and fixed
@@ -43,7 +47,8 @@ class _Deployed(nn.Module):
         self.gaussian = model.config.head == "gaussian"
 
     def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return (out[:, 0:1], out[:, 1:2]) if self.gaussian else (out[:, 0:1],)
+        kappa = heads.curvature(out, self.model.config)
+        return (kappa, out[:, 1:2]) if self.gaussian else (kappa,)
 
 
 class _DeployedFeedforward(_Deployed):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import heads
 from .base import SteeringModel, activation, he_init
 from .config import ModelConfig
 
@@ -44,6 +45,7 @@ class PilotNet(SteeringModel):
             nn.Linear(50, 10), activation(act),
             nn.Linear(10, config.outputs),
         )
+        heads.init_output(self.fc[-1], config)
         he_init(self.fc[:-1].modules())  # the output layer keeps PyTorch's smaller default init
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import heads
 from .base import SteeringModel, activation, he_init
 from .config import ModelConfig
 from .pilotnet import FEATURES, PilotNetFeatures
@@ -33,6 +34,7 @@ class PilotNetGRU(SteeringModel):
             nn.Linear(50, 10), activation(act),
             nn.Linear(10, config.outputs),
         )
+        heads.init_output(self.head[-1], config)
         he_init(self.head[:-1].modules())  # the output layer keeps PyTorch's smaller default init
 
     def initial_state(self, batch_size: int) -> torch.Tensor:

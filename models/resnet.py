@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torchvision.models import resnet18
 
+from . import heads
 from .base import SteeringModel
 from .config import ModelConfig
 
@@ -23,6 +24,7 @@ class ResNet18Steer(SteeringModel):
         super().__init__(config)
         # zero_init_residual: each block starts as the identity, which helps training from scratch.
         self.backbone = resnet18(weights=None, num_classes=config.outputs, zero_init_residual=True)
+        heads.init_output(self.backbone.fc, config)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self._input(frames, self.backbone.conv1.weight)

@@ -113,7 +113,7 @@ def test_bad_frames_and_sizes_fail_clearly():
         ModelConfig(input_height=64, input_width=64)
     with pytest.raises(ConfigError, match="unknown key 'hiden'"):
         build_model({"arch": "pilotnet-gru", "hiden": 32})
-    with pytest.raises(ConfigError, match="head must be one of point, gaussian"):
+    with pytest.raises(ConfigError, match="head must be one of point, gaussian, mixture, categorical"):
         ModelConfig(head="mdn")
     with pytest.raises(ConfigError, match="log_std_min"):
         ModelConfig(log_std_min=1.0, log_std_max=0.0)
@@ -195,6 +195,9 @@ ONNX_CASES = {
     "pilotnet-point": {},
     "pilotnet-gaussian": {"head": "gaussian"},
     "pilotnet-gru": {"arch": "pilotnet-gru", "head": "gaussian", "gru_hidden": 32},
+    "pilotnet-mixture": {"head": "mixture", "mixture_components": 3},
+    "pilotnet-categorical": {"head": "categorical"},
+    "pilotnet-gru-mixture": {"arch": "pilotnet-gru", "head": "mixture", "gru_hidden": 16},
     "resnet18": {"arch": "resnet18"},
 }
 
@@ -239,7 +242,9 @@ def test_onnx_export_matches_torch_with_a_dynamic_batch(case, tmp_path):
 # --- Save and load -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", [{}, {"arch": "pilotnet-gru", "head": "gaussian"}, {"arch": "resnet18"}])
+@pytest.mark.parametrize("config", [{}, {"arch": "pilotnet-gru", "head": "gaussian"}, {"arch": "resnet18"},
+                                    {"head": "mixture", "mixture_components": 3},
+                                    {"head": "categorical", "categorical_bins": 21, "categorical_max": 0.1}])
 def test_save_load_round_trip_is_exact(config, tmp_path):
     net = model(**config).to(memory_format=torch.channels_last)
     if net.config.arch == "resnet18":

@@ -2,6 +2,7 @@
 the same in bf16, and 'auto' precision follows the hardware."""
 
 import json
+import math
 import warnings
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.common.config import ConfigError
 from benchmark.data.dataset import Dataset
 from benchmark.training import precision as P
 from benchmark.training.augment import AugmentConfig
-from benchmark.training.train import TrainConfig, evaluate_loss, fit, split_episodes
+from benchmark.training.train import TrainConfig, evaluate_loss, evaluate_nll, fit, split_episodes
 
 CPU = torch.device("cpu")
 
@@ -73,6 +75,37 @@ def test_recurrent_and_gaussian_models_train(small_dataset, tmp_path):
     assert np.isfinite(gru.best_val_loss) and np.isfinite(gauss.best_val_loss)
 
 
+def test_mixture_and_categorical_heads_train_resume_and_give_a_heldout_nll(small_dataset, tmp_path):
+    from models import ModelConfig, build_model, heads, load_model
+
+    ds = Dataset.open(small_dataset)
+    augment = AugmentConfig(side_cameras=True, label_rule="return", synthetic_prob=0.5, photometric=True)
+    mixture = fit(config(tmp_path / "m", data=small_dataset, head="mixture", mixture_components=3, epochs=1,
+                         augment=augment), ds)
+    categorical = fit(config(tmp_path / "c", data=small_dataset, head="categorical", categorical_bins=41, epochs=1,
+                             augment=augment), ds)
+    gru = fit(config(tmp_path / "g", data=small_dataset, arch="pilotnet-gru", head="categorical", epochs=1,
+                     seq_len=4), ds)
+    cfg = config(tmp_path)
+    _, val = split_episodes(ds, cfg.val_fraction, cfg.seed)
+    for result in (mixture, categorical, gru):
+        assert np.isfinite(result.best_val_loss)
+        saved = load_model(result.out / "model")
+        assert saved.config == result.model.config
+        nll = evaluate_nll(saved, ds, val, cfg, torch, CPU)
+        assert np.isfinite(nll)
+        offset = math.log(heads.bin_width(saved.config)) if saved.config.head == "categorical" else 0.0
+        assert nll == pytest.approx(evaluate_loss(saved, ds, val, cfg, torch, CPU) + offset, rel=1e-5)
+    assert mixture.model.config.mixture_components == 3 and categorical.model.config.categorical_bins == 41
+    resumed = fit(config(tmp_path / "m", data=small_dataset, head="mixture", mixture_components=3, epochs=2,
+                         augment=augment), ds)
+    assert list(resumed.log["epoch"]) == [1, 2] and resumed.log["val_loss"].notna().all()
+    with pytest.raises(ValueError, match="point head predicts no distribution"):
+        evaluate_nll(build_model(ModelConfig()), ds, val, cfg, torch, CPU)
+    with pytest.raises(ConfigError, match="categorical_bins must be at least 2"):
+        TrainConfig(head="categorical", categorical_bins=1)
+
+
 def test_help_comes_from_the_field_docs(capsys):
     from benchmark.__main__ import main
 
@@ -81,6 +114,7 @@ def test_help_comes_from_the_field_docs(capsys):
     text = capsys.readouterr().out
     assert "Fraction of episodes held out for validation." in text
     assert "--side-cameras" in text and "--label-rule {fixed,return,teacher}" in text
+    assert "--head {point,gaussian,mixture,categorical}" in text and "--mixture-components" in text
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,8 @@ from benchmark.evaluation.rollouts import run_episodes
 from benchmark.evaluation.statistics import wilson_interval
 from benchmark.rollout.policies import TorchPolicy
 from envs import check_training_seed
+from models import ModelConfig
+from models.config import Head
 
 from .augment import AugmentConfig
 from .train import TrainConfig, fit
@@ -65,8 +67,12 @@ class ImitationConfig:
     """Seed of everything: episodes, noise, mixtures, weights, batches."""
     arch: Literal["pilotnet", "pilotnet-gru", "resnet18"] = "pilotnet"
     """Network."""
-    head: Literal["point", "gaussian"] = "point"
-    """Output head."""
+    head: Head = "point"
+    """Output head (see `train bc --help`)."""
+    mixture_components: int = 2
+    """Gaussian components of the mixture head."""
+    categorical_bins: int = 61
+    """Curvature bins of the categorical head."""
     epochs: int = 6
     """Training epochs per round over the aggregated data."""
     batch_size: int = 64
@@ -98,6 +104,8 @@ class ImitationConfig:
         require(not overlap, f"validation seeds {sorted(overlap)[:5]} are also training seeds")
         for s in parse_seeds(self.validation_seeds):
             check_training_seed(s)
+        ModelConfig(arch=self.arch, head=self.head, mixture_components=self.mixture_components,
+                    categorical_bins=self.categorical_bins)  # a bad head size fails before the first round
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,7 @@ def _episodes_for(config: ImitationConfig, labels: int, round_index: int, surplu
 
 def _train_config(config: ImitationConfig, out: Path, round_index: int) -> TrainConfig:
     return TrainConfig(data=out / "data", out=out / f"round-{round_index}", arch=config.arch, head=config.head,
+                       mixture_components=config.mixture_components, categorical_bins=config.categorical_bins,
                        epochs=config.epochs, batch_size=config.batch_size, lr=config.lr, seed=config.seed,
                        augment=config.augment, device=config.device, precision=config.precision, threads=config.threads,
                        progress=config.progress, resume=True)

@@ -28,6 +28,7 @@ from benchmark.common.config import require
 from benchmark.common.files import to_jsonable, write_json_atomic
 from benchmark.data.dataset import Dataset
 from models import ModelConfig, build_model, load_model, save_model
+from models.config import Head
 
 from . import precision as P
 from .augment import AugmentConfig, SampleMaker
@@ -43,8 +44,14 @@ class TrainConfig:
     """Run directory: checkpoint/, model/ (best validation loss), train_log.csv."""
     arch: Literal["pilotnet", "pilotnet-gru", "resnet18"] = "pilotnet"
     """Network: PilotNet, PilotNet features into a GRU, or ResNet-18 from scratch."""
-    head: Literal["point", "gaussian"] = "point"
-    """Output head: curvature with MSE, or mean and log-std with Gaussian NLL."""
+    head: Head = "point"
+    """Output head: curvature with MSE, mean and log-std with Gaussian NLL, a mixture of Gaussians with its NLL, or
+    curvature bins with cross-entropy (mixture: the most probable component's mean drives; categorical: the most
+    probable bin's centre)."""
+    mixture_components: int = 2
+    """Gaussian components of the mixture head."""
+    categorical_bins: int = 61
+    """Curvature bins of the categorical head, over +-0.18 1/m."""
     epochs: int = 8
     """Passes over the training split."""
     max_updates: int = 0
@@ -85,6 +92,12 @@ class TrainConfig:
         require(self.epochs >= 1 and self.batch_size >= 1 and self.lr > 0, "epochs, batch_size and lr must be positive")
         require(0.0 <= self.val_fraction < 1.0, f"val_fraction must be in [0, 1), got {self.val_fraction}")
         require(self.device in ("auto", "cpu", "cuda"), f"device must be auto, cpu or cuda, got {self.device!r}")
+        self.model_config()  # a bad head size fails here, not after the dataset is opened
+
+    def model_config(self) -> ModelConfig:
+        """The ModelConfig of a fresh model (unused when `init` warm-starts)."""
+        return ModelConfig(arch=self.arch, head=self.head, mixture_components=self.mixture_components,
+                           categorical_bins=self.categorical_bins)
 
 
 @dataclass
@@ -308,7 +321,7 @@ def _initial_model(config: TrainConfig, init_model):
         return init_model
     if config.init is not None:
         return load_model(config.init)
-    return build_model(ModelConfig(arch=config.arch, head=config.head))
+    return build_model(config.model_config())
 
 
 def _schedule(torch, optimizer, config: TrainConfig, total_updates: int):
@@ -410,6 +423,20 @@ def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfi
 
     Always in float32, whatever the training precision: the saved weights are float32 and are
     evaluated, exported and deployed in float32, so bf16 and float32 runs compare on one footing."""
+    return _evaluate(model, model.loss, dataset, steps, config, torch, device)
+
+
+def evaluate_nll(model, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device) -> float:
+    """Mean NLL [nats] of the centre camera's clean labels under the model's predictive density [per 1/m]
+    (models.heads.nll), on the same samples as `evaluate_loss`; NaN without data. Gaussian, mixture and
+    categorical heads; the point head has no distribution (ValueError)."""
+    if model.config.head == "point":
+        raise ValueError("the point head predicts no distribution, so it has no held-out NLL")
+    return _evaluate(model, model.nll, dataset, steps, config, torch, device)
+
+
+def _evaluate(model, measure, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device) -> float:
+    """The per-sample mean of `measure(out, labels)` over (at most max_val_samples of) `steps`."""
     if len(steps) == 0:
         return math.nan
     steps = np.sort(np.random.default_rng([config.seed, 11]).permutation(steps)[: config.max_val_samples])
@@ -425,7 +452,7 @@ def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfi
                 frames = torch.from_numpy(dataset.frames(s, 1)).to(device)[None]
                 y = torch.from_numpy(dataset.index["label_center"].to_numpy(np.float32)[s]).to(device).reshape(-1, 1)
                 out, state = model.forward_sequence(frames, None)
-                total += float(model.loss(out.reshape(-1, out.shape[-1]), y)) * len(s)
+                total += float(measure(out.reshape(-1, out.shape[-1]), y)) * len(s)
                 count += len(s)
         else:
             labels = dataset.index["label_center"].to_numpy(np.float32)
@@ -433,7 +460,7 @@ def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfi
                 s = steps[i: i + 256]
                 x = torch.from_numpy(dataset.frames(s, 1)).to(device)
                 y = torch.from_numpy(labels[s]).to(device).reshape(-1, 1)
-                total += float(model.loss(model(x), y)) * len(s)
+                total += float(measure(model(x), y)) * len(s)
                 count += len(s)
     model.train()
     return total / count
