@@ -11,7 +11,9 @@ coordinates are positive to the right, as in highway-env). Three sources:
 
 For speed the simulator does not ask highway-env for the closest lane each step: each lane's
 centre is sampled every 0.5 m into a `LanePath`, and the car is projected onto it with a local
-search around its previous position.
+search around its previous position. Traffic vehicles do ask, after every integration step; every
+track's network is an `IndexedRoadNetwork` (see `envs.road_network`), which answers exactly as
+highway-env's `RoadNetwork` does without evaluating every lane.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 import numpy as np
 from highway_env.road.lane import AbstractLane, CircularLane, LineType, SineLane, StraightLane
 from highway_env.road.road import RoadNetwork
+
+from .road_network import IndexedRoadNetwork
 
 SAMPLE_SPACING_M = 0.5
 """Spacing of the samples of each lane's centre line."""
@@ -258,7 +262,7 @@ def _route_from(network: RoadNetwork, start: str = "a") -> list[tuple[str, str]]
 
 def _split_long_arcs(network: RoadNetwork, route: list[tuple[str, str]]):
     """Split arcs of 180 degrees or more, which highway-env's local coordinates wrap."""
-    out_net, out_route = RoadNetwork(), []
+    out_net, out_route = IndexedRoadNetwork(), []
     for a, b in route:
         lanes = network.graph[a][b]
         long_arc = any(
@@ -297,7 +301,7 @@ def _highway_env_layout(name: str) -> Track:
 
 def _sine_road(length: float = 4000.0, lanes: int = 2, width: float = 4.0) -> Track:
     """An open two-lane road along highway-env's `SineLane`: 5 m amplitude, 100 m wavelength."""
-    net = RoadNetwork()
+    net = IndexedRoadNetwork()
     for k in range(lanes):
         left = LineType.CONTINUOUS if k == 0 else LineType.STRIPED
         right = LineType.CONTINUOUS if k == lanes - 1 else LineType.NONE
@@ -446,7 +450,7 @@ def track_from_spec(data: Mapping, source: str = "track spec") -> Track:
     spec = validate_spec(data, source)
     lanes, w = spec["lanes"], spec["lane_width"]
     offsets = [(k - 0.5 * (lanes - 1)) * w for k in range(lanes)]
-    net = RoadNetwork()
+    net = IndexedRoadNetwork()
     segs = spec["segments"]
     nodes = [f"n{i}" for i in range(len(segs))] + (["n0"] if spec["closed"] else [f"n{len(segs)}"])
     x = y = h = 0.0
