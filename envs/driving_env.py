@@ -17,13 +17,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from highway_env.road.road import Road
 from highway_env.vehicle.behavior import IDMVehicle
 
 from benchmark.common.config import ConfigError, build_config, require
 
 from .camera import Box, Camera, CameraConfig, map_texture
 from .procedural import procedural_track
+from .road_network import TrafficRoad
 from .teacher import Teacher, TeacherConfig
 from .topdown import chase_view, draw_car, map_image
 from .tracks import BUILTIN_TRACKS, Track, builtin_track, load_track_file, wrap_angle
@@ -140,7 +140,7 @@ class DrivingEnv(gym.Env):
         c = self.camera_config
         self.observation_space = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
         self.action_space = spaces.Box(-MAX_CURVATURE, MAX_CURVATURE, (1,), np.float32)
-        self.road: Road | None = None
+        self.road: TrafficRoad | None = None
         self.vehicle: EgoVehicle | None = None
 
     # --- episode --------------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class DrivingEnv(gym.Env):
         if not (math.isfinite(d0) and math.isfinite(psi0) and math.isfinite(float(start_s))):
             raise ValueError("reset options lateral_offset, heading_error and start_s must be finite numbers")
         x, y, h = self.path.pose_at(float(start_s), d0)
-        self.road = Road(network=self.track.network, np_random=rng)
+        self.road = TrafficRoad(network=self.track.network, np_random=rng)
         self.vehicle = EgoVehicle(self.road, np.array([x, y]), heading=h + psi0, speed=self.speed)
         self.road.vehicles.append(self.vehicle)
         self._seg, self._s, _, _ = self.path.project(x, y)

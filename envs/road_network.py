@@ -1,4 +1,6 @@
-"""A highway-env `RoadNetwork` whose closest-lane lookup prunes lanes that cannot be the closest.
+"""highway-env's `RoadNetwork` and `Road`, with the same results for less work.
+
+`IndexedRoadNetwork`: a network whose closest-lane lookup prunes lanes that cannot be the closest.
 
 highway-env's `Vehicle.on_state_update` asks the network for the closest lane after every
 integration step of every vehicle: `RoadNetwork.get_closest_lane_index` evaluates
@@ -27,15 +29,33 @@ that was most of an environment step. `IndexedRoadNetwork` returns the same inde
 
 The index is built on the first lookup and dropped by `add_lane` (edit the network through it, not
 through `graph`), and is not pickled.
+
+`TrafficRoad`: a Road that skips work whose outcome is known, again with highway-env's results:
+
+- `step` skips the collision checks of pairs of vehicles that highway-env's own check would reject
+  at once (`RoadObject._is_colliding` first compares the distance of the centres with half the sum
+  of the diagonals plus one speed x dt); it finds them for all pairs at once and makes the very
+  same calls, in the same order, for the other pairs.
+- During `act` (no vehicle moves), `neighbour_vehicles` (an IDM vehicle's search for the vehicles
+  ahead and behind on a lane) skips the vehicles that cannot be on that lane: `lane.on_lane(...,
+  margin=1)` needs |lateral| <= width / 2 + 1 and -5 <= longitudinal < length + 5 m, so a vehicle
+  farther than width / 2 + 1 + 5 m from the lane's centre line is not on it (the same lower bounds
+  as above, for all vehicles and lanes at once). The other vehicles go through highway-env's loop.
+
+Both mirror highway-env 1.12.1 (the pinned version); with any other version, with road objects
+(obstacles), connected-lane neighbour search, or vehicle classes with their own collision checks,
+the Road's own methods run.
 """
 
 from __future__ import annotations
 
 import math
+from importlib.metadata import version
 
 import numpy as np
 from highway_env.road.lane import CircularLane, SineLane, StraightLane
-from highway_env.road.road import LaneIndex, RoadNetwork
+from highway_env.road.road import LaneIndex, Road, RoadNetwork
+from highway_env.vehicle.objects import Landmark, RoadObject
 
 CELL_M = 2.0
 """Side of the index's square cells [m]."""
@@ -49,6 +69,11 @@ BLOCK = 4
 GRID_MARGIN_M = 60.0
 """The cells cover the network's bounding box widened by this much; farther queries are uncached."""
 
+MIRRORED_HIGHWAY_ENV = "1.12.1"
+"""The highway-env version whose Road.step and Road.neighbour_vehicles TrafficRoad mirrors."""
+
+_MIRRORS = version("highway-env") == MIRRORED_HIGHWAY_ENV
+
 
 class IndexedRoadNetwork(RoadNetwork):
     """highway-env's RoadNetwork with an exact, pruned `get_closest_lane_index` (see the module)."""
@@ -61,10 +86,16 @@ class IndexedRoadNetwork(RoadNetwork):
         super().add_lane(_from, _to, lane)
         self._lane_index = None
 
+    def index(self) -> _LaneIndex:
+        """The lane index (built on first use)."""
+        if self._lane_index is None:
+            self._lane_index = _LaneIndex(self)
+        return self._lane_index
+
     def get_closest_lane_index(self, position: np.ndarray, heading: float | None = None) -> LaneIndex:
         index = self._lane_index
         if index is None:
-            index = self._lane_index = _LaneIndex(self)
+            index = self.index()
         return index.closest(position, heading)
 
     def __getstate__(self) -> dict:
@@ -106,22 +137,31 @@ class _LaneIndex:
                 arc.append((i, c, r, a0, a1))
                 lo, hi = np.minimum(lo, c - r), np.maximum(hi, c + r)
         self.n = n
+        self.column = {key: i for i, key in enumerate(self.keys)}
+        # Farthest a position on the lane (AbstractLane.on_lane with margin 1) can be from its
+        # centre line: half its width + 1 laterally, VEHICLE_LENGTH past either end.
+        self.on_lane_reach = np.array([
+            0.5 * float(lane.width) + 1.0 + float(lane.VEHICLE_LENGTH) + TOLERANCE_M if _classify(lane) else np.inf
+            for lane in self.lanes
+        ])
         self.seg_i = np.array([s[0] for s in seg], dtype=np.intp)
-        self.seg_a = np.array([s[1] for s in seg], float).reshape(-1, 2)
-        self.seg_d = np.array([s[2] for s in seg], float).reshape(-1, 2)
-        self.seg_dd = np.einsum("ij,ij->i", self.seg_d, self.seg_d)
+        self.seg_a = np.array([complex(*s[1]) for s in seg], complex)
+        self.seg_d = np.array([complex(*s[2]) for s in seg], complex)
+        self.seg_conj_d = np.conj(self.seg_d)
+        self.seg_dd = np.abs(self.seg_d) ** 2
         self.seg_pad = np.array([s[3] for s in seg], float)
         self.arc_i = np.array([a[0] for a in arc], dtype=np.intp)
-        self.arc_c = np.array([a[1] for a in arc], float).reshape(-1, 2)
+        self.arc_c = np.array([complex(*a[1]) for a in arc], complex)
         self.arc_r = np.array([a[2] for a in arc], float)
         a0 = np.array([a[3] for a in arc], float)
         a1 = np.array([a[4] for a in arc], float)
         sweep = a1 - a0
-        self.arc_u0 = np.stack([np.cos(a0), np.sin(a0)], axis=-1).reshape(-1, 2)
-        self.arc_u1 = np.stack([np.cos(a1), np.sin(a1)], axis=-1).reshape(-1, 2)
-        self.arc_e0 = self.arc_c + self.arc_r[:, None] * self.arc_u0
-        self.arc_e1 = self.arc_c + self.arc_r[:, None] * self.arc_u1
-        self.arc_sign = np.sign(sweep)
+        sign = np.sign(sweep)
+        u0, u1 = np.exp(1j * a0), np.exp(1j * a1)
+        self.arc_w0 = sign * np.conj(u0)  # Im(d w0) = sign cross(u0, d)
+        self.arc_w1 = -sign * np.conj(u1)  # Im(d w1) = sign cross(d, u1)
+        self.arc_e0 = self.arc_c + self.arc_r * u0
+        self.arc_e1 = self.arc_c + self.arc_r * u1
         # Under half a turn the arc's sector is the intersection of two half-planes; otherwise the
         # bound is the distance to the whole circle.
         self.arc_sector = (np.abs(sweep) < np.pi - 1e-9) & (sweep != 0.0)
@@ -144,22 +184,19 @@ class _LaneIndex:
         """(m, n) lower bounds of highway-env's distance from each point to each lane, any heading;
         -inf for lanes without a bound. Exact Euclidean distances to the centre lines, no tolerance."""
         p = np.asarray(points, float).reshape(-1, 2)
+        z = (p[:, 0] + 1j * p[:, 1])[:, None]  # points as complex numbers: fewer array operations
         out = np.full((len(p), self.n), -np.inf)
         if len(self.seg_i):
-            d = p[:, None, :] - self.seg_a[None, :, :]
-            t = np.clip((d[..., 0] * self.seg_d[:, 0] + d[..., 1] * self.seg_d[:, 1]) / self.seg_dd, 0.0, 1.0)
-            ex = d[..., 0] - t * self.seg_d[:, 0]
-            ey = d[..., 1] - t * self.seg_d[:, 1]
-            out[:, self.seg_i] = np.sqrt(ex * ex + ey * ey) - self.seg_pad
+            d = z - self.seg_a
+            t = np.clip((d * self.seg_conj_d).real / self.seg_dd, 0.0, 1.0)
+            out[:, self.seg_i] = np.abs(d - t * self.seg_d) - self.seg_pad
         if len(self.arc_i):
-            d = p[:, None, :] - self.arc_c[None, :, :]
-            ring = np.abs(np.hypot(d[..., 0], d[..., 1]) - self.arc_r)
-            c0 = (self.arc_u0[:, 0] * d[..., 1] - self.arc_u0[:, 1] * d[..., 0]) * self.arc_sign
-            c1 = (d[..., 0] * self.arc_u1[:, 1] - d[..., 1] * self.arc_u1[:, 0]) * self.arc_sign
-            outside = self.arc_sector & ~((c0 >= 0.0) & (c1 >= 0.0))
-            e0 = np.hypot(p[:, None, 0] - self.arc_e0[:, 0], p[:, None, 1] - self.arc_e0[:, 1])
-            e1 = np.hypot(p[:, None, 0] - self.arc_e1[:, 0], p[:, None, 1] - self.arc_e1[:, 1])
-            out[:, self.arc_i] = np.where(outside, np.minimum(e0, e1), ring)
+            d = z - self.arc_c
+            ring = np.abs(np.abs(d) - self.arc_r)
+            # cross(u0, d) and cross(d, u1), times the sweep's sign: both >= 0 inside the sector
+            inside = ((d * self.arc_w0).imag >= 0.0) & ((d * self.arc_w1).imag >= 0.0)
+            ends = np.minimum(np.abs(z - self.arc_e0), np.abs(z - self.arc_e1))
+            out[:, self.arc_i] = np.where(self.arc_sector & ~inside, ends, ring)
         return out
 
     def _candidates(self, points: np.ndarray, slack: float, truncate: bool) -> list[list[tuple[float, int]]]:
@@ -251,4 +288,79 @@ def _classify(lane) -> str | None:
     return None
 
 
-__all__ = ["CELL_M", "IndexedRoadNetwork", "TOLERANCE_M"]
+class TrafficRoad(Road):
+    """highway-env's Road, skipping checks whose answer is known (see the module)."""
+
+    _maybe_on_lane: np.ndarray | None = None
+    """During act: (vehicle, lane) pairs of the network's index that may satisfy on_lane."""
+
+    def _fast(self) -> bool:
+        return _MIRRORS and not self.objects and len(self.vehicles) >= 3
+
+    def act(self) -> None:
+        self._maybe_on_lane = None
+        if self._fast() and not self.neighbour_vehicles_connected_lanes and isinstance(self.network, IndexedRoadNetwork):
+            index = self.network.index()
+            pos = np.array([v.position for v in self.vehicles], dtype=float)
+            with np.errstate(invalid="ignore"):
+                self._maybe_on_lane = ~(index.lower_bounds(pos) > index.on_lane_reach)  # NaN: maybe
+        try:
+            super().act()
+        finally:
+            self._maybe_on_lane = None
+
+    def neighbour_vehicles(self, vehicle, lane_index: LaneIndex = None):
+        maybe = self._maybe_on_lane
+        index = self.network._lane_index if maybe is not None else None
+        lane_index = lane_index or vehicle.lane_index
+        col = index.column.get(lane_index) if index is not None and lane_index else None
+        if col is None or len(self.vehicles) != len(maybe) or self.objects or self.neighbour_vehicles_connected_lanes:
+            return super().neighbour_vehicles(vehicle, lane_index)
+        # highway-env 1.12.1's Road.neighbour_vehicles without connected lanes, over the vehicles
+        # that may be on the lane.
+        lane = self.network.get_lane(lane_index)
+        if lane is not index.lanes[col]:
+            return super().neighbour_vehicles(vehicle, lane_index)
+        s = lane.local_coordinates(vehicle.position)[0]
+        s_front = s_rear = None
+        v_front = v_rear = None
+        for v, may in zip(self.vehicles, maybe[:, col].tolist()):
+            if not may or v is vehicle or isinstance(v, Landmark):
+                continue
+            s_v, lat_v = lane.local_coordinates(v.position)
+            if not lane.on_lane(v.position, s_v, lat_v, margin=1):
+                continue
+            if s <= s_v and (s_front is None or s_v <= s_front):
+                s_front = s_v
+                v_front = v
+            if s_v < s and (s_rear is None or s_v > s_rear):
+                s_rear = s_v
+                v_rear = v
+        return v_front, v_rear
+
+    def step(self, dt: float) -> None:
+        vehicles = self.vehicles
+        if not self._fast() or not all(_stock_collisions(v) for v in vehicles):
+            return super().step(dt)
+        for vehicle in vehicles:
+            vehicle.step(dt)
+        # The pre-check of vehicles[i]._is_colliding(vehicles[j], dt): |p_j - p_i| > (diag_i +
+        # diag_j) / 2 + speed_i dt answers "no collision" and handle_collisions then does nothing.
+        # Skipped here only when it holds with a margin (NaNs are never skipped).
+        pos = np.array([v.position for v in vehicles], dtype=float)
+        half = 0.5 * np.array([v.diagonal for v in vehicles], dtype=float)
+        reach = np.array([v.speed for v in vehicles], dtype=float) * dt
+        dist = np.hypot(pos[None, :, 0] - pos[:, None, 0], pos[None, :, 1] - pos[:, None, 1])
+        limit = half[:, None] + half[None, :] + reach[:, None]
+        with np.errstate(invalid="ignore"):
+            skip = dist > limit + (TOLERANCE_M + 1e-12 * (np.abs(pos).max() + np.abs(limit).max()))
+        for i, j in np.argwhere(np.triu(~skip, 1)).tolist():  # row by row: highway-env's order
+            vehicles[i].handle_collisions(vehicles[j], dt)
+
+
+def _stock_collisions(v) -> bool:
+    cls = type(v)
+    return cls.handle_collisions is RoadObject.handle_collisions and cls._is_colliding is RoadObject._is_colliding
+
+
+__all__ = ["CELL_M", "IndexedRoadNetwork", "TOLERANCE_M", "TrafficRoad"]

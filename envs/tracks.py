@@ -79,6 +79,8 @@ class LanePath:
         self.curvature = self.dh / self.seg_len  # per segment, 1/m, positive turning right
         # Pre-split arrays for the per-step local search (plain floats are faster than numpy here).
         self._px, self._py = points[:, 0].copy(), points[:, 1].copy()
+        self._sx, self._sy = self.seg[:, 0].copy(), self.seg[:, 1].copy()
+        self._seg_len2 = self.seg_len**2
 
     # --- queries -------------------------------------------------------------------------------
     def project(self, x: float, y: float, hint: int | None = None, window: tuple[int, int] = (8, 48)):
@@ -88,25 +90,33 @@ class LanePath:
         With `hint` only segments hint-window[0] .. hint+window[1] are searched (the car moves a few
         metres a step), otherwise the whole path.
         """
+        n = self.n_seg
+        first = 0
         if hint is None:
-            idx = np.arange(self.n_seg)
+            idx = slice(0, n)
         else:
-            idx = np.arange(hint - window[0], hint + window[1])
-            if self.closed:
-                idx %= self.n_seg
-            else:
-                idx = idx[(idx >= 0) & (idx < self.n_seg)]
+            lo, hi = hint - window[0], hint + window[1]
+            if not self.closed:
+                first = max(lo, 0)
+                idx = slice(first, min(hi, n))
+            elif 0 <= lo and hi <= n:
+                first = lo
+                idx = slice(lo, hi)
+            else:  # the window wraps around the start of a closed path
+                idx = np.arange(lo, hi) % n
+        # Slices (views) where the window is contiguous: the same elements in the same order as
+        # an index array, so the same result.
         px = self._px[idx]
         py = self._py[idx]
-        sx = self.seg[idx, 0]
-        sy = self.seg[idx, 1]
+        sx = self._sx[idx]
+        sy = self._sy[idx]
         dx = x - px
         dy = y - py
-        t = np.clip((dx * sx + dy * sy) / (self.seg_len[idx] ** 2), 0.0, 1.0)
+        t = np.clip((dx * sx + dy * sy) / self._seg_len2[idx], 0.0, 1.0)
         ex = dx - t * sx
         ey = dy - t * sy
         k = int(np.argmin(ex * ex + ey * ey))
-        i = int(idx[k])
+        i = first + k if isinstance(idx, slice) else int(idx[k])
         tk = float(t[k])
         tx, ty = self.tangent[i]
         lateral = float(ex[k] * -ty + ey[k] * tx)

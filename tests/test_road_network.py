@@ -6,10 +6,10 @@ import pickle
 import numpy as np
 import pytest
 from highway_env.road.lane import CircularLane, PolyLane, SineLane, StraightLane
-from highway_env.road.road import RoadNetwork
+from highway_env.road.road import Road, RoadNetwork
 
 from envs import DrivingEnv, builtin_track, procedural_track
-from envs.road_network import IndexedRoadNetwork
+from envs.road_network import IndexedRoadNetwork, TrafficRoad
 
 TRACKS = ["racetrack", "racetrack-large", "oval", "sine-road", 0, 7, 1000100]
 
@@ -51,6 +51,9 @@ def test_lower_bounds_never_exceed_highway_env_distance(name):
     for (p, h), row in zip(queries, bounds):
         exact = np.array([lane.distance_with_heading(p, h) for lane in index.lanes])
         assert (row <= exact + 1e-9).all()
+        # what TrafficRoad.neighbour_vehicles relies on: on a lane => within its reach
+        on = np.array([lane.on_lane(p, margin=1) for lane in index.lanes])
+        assert (row[on] <= index.on_lane_reach[on]).all()
 
 
 @pytest.mark.parametrize("name", TRACKS)
@@ -124,9 +127,12 @@ def _traffic_trace(track, track_seed, ep_seed, steps, swap_lane):
 
 @pytest.fixture
 def highway_env_originals(monkeypatch):
-    """Switch the environment to highway-env's own closest-lane lookup."""
+    """Switch the environment to highway-env's own closest-lane lookup, Road.act, Road.step and
+    Road.neighbour_vehicles."""
     def use():
         monkeypatch.setattr(IndexedRoadNetwork, "get_closest_lane_index", RoadNetwork.get_closest_lane_index)
+        for name in ("act", "step", "neighbour_vehicles"):
+            monkeypatch.setattr(TrafficRoad, name, getattr(Road, name))
     return use
 
 
@@ -135,7 +141,7 @@ def highway_env_originals(monkeypatch):
     ("oval", None, 4, 100, True),  # at step 69
     ("procedural", 1000100, 1, 60, False),
 ])
-def test_traffic_episodes_are_identical_to_highway_envs_lookup(track, track_seed, ep_seed, steps, swap_lane,
+def test_traffic_episodes_are_identical_to_highway_envs(track, track_seed, ep_seed, steps, swap_lane,
                                                                highway_env_originals):
     ours = _traffic_trace(track, track_seed, ep_seed, steps, swap_lane)
     highway_env_originals()
@@ -144,3 +150,17 @@ def test_traffic_episodes_are_identical_to_highway_envs_lookup(track, track_seed
     assert ours == theirs
     if swap_lane:
         assert any(step[4][0][5] for step in ours)  # the ego crashed: collisions are covered
+
+
+def test_traffic_takes_the_fast_paths(monkeypatch):
+    """No lookup falls back, and no neighbour search or step goes to highway-env's Road."""
+    seen = []
+    for name in ("step", "neighbour_vehicles"):
+        original = getattr(Road, name)
+        monkeypatch.setattr(Road, name, lambda self, *a, _f=original, _n=name, **k: (seen.append(_n), _f(self, *a, **k))[1])
+    env = DrivingEnv("procedural", track_seed=7, traffic=8)
+    _, info = env.reset(seed=4)
+    for _ in range(30):
+        _, _, _, _, info = env.step(np.array([info["teacher_action"]], np.float32))
+    assert env.road.vehicles and seen == []
+    assert env.track.network.index().fallbacks == 0
