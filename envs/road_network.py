@@ -14,11 +14,12 @@ that was most of an environment step. `IndexedRoadNetwork` returns the same inde
   at its own angle and, past an end, at most R |angle past the end| further along the circle from
   that end; a `SineLane` lies within its amplitude of its base segment). Other lane types, and
   degenerate lanes, get no bound: they are always evaluated.
-- The plane is cut into square cells. The first query in a cell computes the bounds at the centres
-  of its block of cells for all lanes at once and lowers them by half the cell's diagonal (a distance to a set
-  changes by at most the distance moved), so they hold anywhere in the cell; the lanes are kept in
-  order of increasing bound, ties in the network's order. Queries outside the network's bounding
-  box (plus a margin) compute the bounds at the point itself, uncached.
+- The plane is cut into square cells (2 m). The first query in a cell computes the bounds at the
+  centres of its block of 4 x 4 cells for all lanes at once and lowers them by half a cell's
+  diagonal (a distance to a set changes by at most the distance moved), so they hold anywhere in
+  the cell; each cell keeps its lanes in order of increasing bound, ties in the network's order.
+  Queries outside the network's bounding box (plus a margin) compute the bounds at the point
+  itself, uncached.
 - A query evaluates highway-env's own `distance_with_heading` (the same floats) lane by lane in that
   order and stops when the next bound exceeds the best exact distance; the lanes not evaluated are
   then strictly farther. Among equal distances the lane earliest in the network's order wins, as
@@ -170,8 +171,8 @@ class _LaneIndex:
         self.half_diagonal = math.sqrt(0.5) * self.cell
         if np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)):
             self.x0, self.y0 = float(lo[0] - GRID_MARGIN_M), float(lo[1] - GRID_MARGIN_M)
-            self.nx = int(math.ceil((hi[0] - lo[0] + 2 * GRID_MARGIN_M) / self.cell))
-            self.ny = int(math.ceil((hi[1] - lo[1] + 2 * GRID_MARGIN_M) / self.cell))
+            self.nx = math.ceil((hi[0] - lo[0] + 2 * GRID_MARGIN_M) / self.cell)
+            self.ny = math.ceil((hi[1] - lo[1] + 2 * GRID_MARGIN_M) / self.cell)
         else:
             self.x0 = self.y0 = 0.0
             self.nx = self.ny = 0
@@ -257,7 +258,7 @@ class _LaneIndex:
             d = lanes[i].distance_with_heading(position, heading)
             if d < best or (d == best and i < best_i):
                 best, best_i = d, i
-            elif d != d:  # NaN: let highway-env decide
+            elif math.isnan(d):  # let highway-env decide
                 return self._fallback(position, heading)
         if best_i < 0:
             return self._fallback(position, heading)
@@ -299,8 +300,9 @@ class TrafficRoad(Road):
 
     def act(self) -> None:
         self._maybe_on_lane = None
-        if self._fast() and not self.neighbour_vehicles_connected_lanes and isinstance(self.network, IndexedRoadNetwork):
-            index = self.network.index()
+        network = self.network
+        if self._fast() and not self.neighbour_vehicles_connected_lanes and isinstance(network, IndexedRoadNetwork):
+            index = network.index()
             pos = np.array([v.position for v in self.vehicles], dtype=float)
             with np.errstate(invalid="ignore"):
                 self._maybe_on_lane = ~(index.lower_bounds(pos) > index.on_lane_reach)  # NaN: maybe
@@ -363,4 +365,4 @@ def _stock_collisions(v) -> bool:
     return cls.handle_collisions is RoadObject.handle_collisions and cls._is_colliding is RoadObject._is_colliding
 
 
-__all__ = ["CELL_M", "IndexedRoadNetwork", "TOLERANCE_M", "TrafficRoad"]
+__all__ = ["CELL_M", "TOLERANCE_M", "IndexedRoadNetwork", "TrafficRoad"]

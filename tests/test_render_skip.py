@@ -55,7 +55,9 @@ def test_records_are_the_same_without_the_camera(policy, monkeypatch):
 def test_a_policy_that_reads_frames_gets_them():
     class Reads:
         name = "reads"
-        seen: list = []
+
+        def __init__(self):
+            self.seen = []
 
         def reset(self, n):
             pass

@@ -116,8 +116,9 @@ def _traffic_trace(track, track_seed, ep_seed, steps, swap_lane):
         else:
             a = info["teacher_action"] + 0.1 * math.sin(t / 7.0)
         _, reward, term, trunc, info = env.step(np.array([a], np.float32))
-        vehicles = [(v.position.tobytes(), float(v.heading), float(v.speed), v.lane_index, getattr(v, "target_lane_index", None),
-                     bool(v.crashed), None if v.impact is None else v.impact.tobytes(), repr(v.action))
+        vehicles = [(v.position.tobytes(), float(v.heading), float(v.speed), v.lane_index,
+                     getattr(v, "target_lane_index", None), bool(v.crashed),
+                     None if v.impact is None else v.impact.tobytes(), repr(v.action))
                     for v in env.road.vehicles]
         trace.append((repr(info), reward, term, trunc, vehicles))
         if trunc:
@@ -155,9 +156,16 @@ def test_traffic_episodes_are_identical_to_highway_envs(track, track_seed, ep_se
 def test_traffic_takes_the_fast_paths(monkeypatch):
     """No lookup falls back, and no neighbour search or step goes to highway-env's Road."""
     seen = []
-    for name in ("step", "neighbour_vehicles"):
+    def spy(name):
         original = getattr(Road, name)
-        monkeypatch.setattr(Road, name, lambda self, *a, _f=original, _n=name, **k: (seen.append(_n), _f(self, *a, **k))[1])
+
+        def method(self, *a, **k):
+            seen.append(name)
+            return original(self, *a, **k)
+        return method
+
+    for name in ("step", "neighbour_vehicles"):
+        monkeypatch.setattr(Road, name, spy(name))
     env = DrivingEnv("procedural", track_seed=7, traffic=8)
     _, info = env.reset(seed=4)
     for _ in range(30):
