@@ -17,13 +17,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from highway_env.road.road import Road
 from highway_env.vehicle.behavior import IDMVehicle
 
 from benchmark.common.config import ConfigError, build_config, require
 
 from .camera import Box, Camera, CameraConfig, map_texture
 from .procedural import procedural_track
+from .road_network import TrafficRoad
 from .teacher import Teacher, TeacherConfig
 from .topdown import chase_view, draw_car, map_image
 from .tracks import BUILTIN_TRACKS, Track, builtin_track, load_track_file, wrap_angle
@@ -75,6 +75,11 @@ class EnvConfig:
     """Side of the square top-down view returned by render() in rgb_array mode [px]."""
     render_ppm: float = 4.0
     """Scale of the top-down view [pixels per metre]."""
+    render_observation: bool = True
+    """Render the centre camera into each observation. False, for policies that read the state and
+    never the camera (the privileged teacher, straight-ahead): reset, step and recover return one
+    constant black frame (read-only) and skip the camera, which is most of a step's cost; the
+    simulation, the infos and the teacher are the same. render_view and render_rig still render."""
 
     def __post_init__(self) -> None:
         require(1.0 <= self.policy_hz <= 100.0, f"policy_hz must be 1..100, got {self.policy_hz}")
@@ -140,8 +145,9 @@ class DrivingEnv(gym.Env):
         c = self.camera_config
         self.observation_space = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
         self.action_space = spaces.Box(-MAX_CURVATURE, MAX_CURVATURE, (1,), np.float32)
-        self.road: Road | None = None
+        self.road: TrafficRoad | None = None
         self.vehicle: EgoVehicle | None = None
+        self._blank: np.ndarray | None = None
 
     # --- episode --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -165,7 +171,7 @@ class DrivingEnv(gym.Env):
         if not (math.isfinite(d0) and math.isfinite(psi0) and math.isfinite(float(start_s))):
             raise ValueError("reset options lateral_offset, heading_error and start_s must be finite numbers")
         x, y, h = self.path.pose_at(float(start_s), d0)
-        self.road = Road(network=self.track.network, np_random=rng)
+        self.road = TrafficRoad(network=self.track.network, np_random=rng)
         self.vehicle = EgoVehicle(self.road, np.array([x, y]), heading=h + psi0, speed=self.speed)
         self.road.vehicles.append(self.vehicle)
         self._seg, self._s, _, _ = self.path.project(x, y)
@@ -173,7 +179,7 @@ class DrivingEnv(gym.Env):
         self._steps = 0
         self._spawn_traffic()
         self._update_state()
-        self.last_frame = self.render_view()
+        self.last_frame = self._observation()
         return self.last_frame, self._info()
 
     def _spawn_traffic(self) -> None:
@@ -232,7 +238,7 @@ class DrivingEnv(gym.Env):
         truncated = self._steps >= self.config.max_steps or (
             not self.track.closed and self._s >= self.path.length - 30.0
         )
-        self.last_frame = self.render_view()
+        self.last_frame = self._observation()
         reward = info["rewards"]["lane_centering"] * info["rewards"]["on_road"] * info["rewards"]["no_collision"]
         return self.last_frame, float(reward), bool(terminated), bool(truncated), info
 
@@ -309,6 +315,15 @@ class DrivingEnv(gym.Env):
         cx, cy = lens_position(x, y, h, self.camera_config.forward_offset_m)
         return self.camera.render(self.map, cx, cy, h, self._boxes())
 
+    def _observation(self) -> np.ndarray:
+        """The centre camera's frame, or the constant black frame without render_observation."""
+        if self.config.render_observation:
+            return self.render_view()
+        if self._blank is None:
+            self._blank = np.zeros(self.observation_space.shape, np.uint8)
+            self._blank.flags.writeable = False
+        return self._blank
+
     def render_rig(self) -> dict[str, np.ndarray]:
         """The rig's left, centre and right frames at the current state."""
         o = self.camera_config.side_offset_m
@@ -329,7 +344,7 @@ class DrivingEnv(gym.Env):
         self.vehicle.crashed = False
         self.vehicle.impact = None
         self._update_state()
-        self.last_frame = self.render_view()
+        self.last_frame = self._observation()
         return self.last_frame, self._info()
 
     def _boxes(self) -> list[Box]:

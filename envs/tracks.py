@@ -11,7 +11,9 @@ coordinates are positive to the right, as in highway-env). Three sources:
 
 For speed the simulator does not ask highway-env for the closest lane each step: each lane's
 centre is sampled every 0.5 m into a `LanePath`, and the car is projected onto it with a local
-search around its previous position.
+search around its previous position. Traffic vehicles do ask, after every integration step; every
+track's network is an `IndexedRoadNetwork` (see `envs.road_network`), which answers exactly as
+highway-env's `RoadNetwork` does without evaluating every lane.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any
 import numpy as np
 from highway_env.road.lane import AbstractLane, CircularLane, LineType, SineLane, StraightLane
 from highway_env.road.road import RoadNetwork
+
+from .road_network import IndexedRoadNetwork
 
 SAMPLE_SPACING_M = 0.5
 """Spacing of the samples of each lane's centre line."""
@@ -75,6 +79,8 @@ class LanePath:
         self.curvature = self.dh / self.seg_len  # per segment, 1/m, positive turning right
         # Pre-split arrays for the per-step local search (plain floats are faster than numpy here).
         self._px, self._py = points[:, 0].copy(), points[:, 1].copy()
+        self._sx, self._sy = self.seg[:, 0].copy(), self.seg[:, 1].copy()
+        self._seg_len2 = self.seg_len**2
 
     # --- queries -------------------------------------------------------------------------------
     def project(self, x: float, y: float, hint: int | None = None, window: tuple[int, int] = (8, 48)):
@@ -84,25 +90,33 @@ class LanePath:
         With `hint` only segments hint-window[0] .. hint+window[1] are searched (the car moves a few
         metres a step), otherwise the whole path.
         """
+        n = self.n_seg
+        first = 0
         if hint is None:
-            idx = np.arange(self.n_seg)
+            idx = slice(0, n)
         else:
-            idx = np.arange(hint - window[0], hint + window[1])
-            if self.closed:
-                idx %= self.n_seg
-            else:
-                idx = idx[(idx >= 0) & (idx < self.n_seg)]
+            lo, hi = hint - window[0], hint + window[1]
+            if not self.closed:
+                first = max(lo, 0)
+                idx = slice(first, min(hi, n))
+            elif 0 <= lo and hi <= n:
+                first = lo
+                idx = slice(lo, hi)
+            else:  # the window wraps around the start of a closed path
+                idx = np.arange(lo, hi) % n
+        # Slices (views) where the window is contiguous: the same elements in the same order as
+        # an index array, so the same result.
         px = self._px[idx]
         py = self._py[idx]
-        sx = self.seg[idx, 0]
-        sy = self.seg[idx, 1]
+        sx = self._sx[idx]
+        sy = self._sy[idx]
         dx = x - px
         dy = y - py
-        t = np.clip((dx * sx + dy * sy) / (self.seg_len[idx] ** 2), 0.0, 1.0)
+        t = np.clip((dx * sx + dy * sy) / self._seg_len2[idx], 0.0, 1.0)
         ex = dx - t * sx
         ey = dy - t * sy
         k = int(np.argmin(ex * ex + ey * ey))
-        i = int(idx[k])
+        i = first + k if isinstance(idx, slice) else int(idx[k])
         tk = float(t[k])
         tx, ty = self.tangent[i]
         lateral = float(ex[k] * -ty + ey[k] * tx)
@@ -258,7 +272,7 @@ def _route_from(network: RoadNetwork, start: str = "a") -> list[tuple[str, str]]
 
 def _split_long_arcs(network: RoadNetwork, route: list[tuple[str, str]]):
     """Split arcs of 180 degrees or more, which highway-env's local coordinates wrap."""
-    out_net, out_route = RoadNetwork(), []
+    out_net, out_route = IndexedRoadNetwork(), []
     for a, b in route:
         lanes = network.graph[a][b]
         long_arc = any(
@@ -297,7 +311,7 @@ def _highway_env_layout(name: str) -> Track:
 
 def _sine_road(length: float = 4000.0, lanes: int = 2, width: float = 4.0) -> Track:
     """An open two-lane road along highway-env's `SineLane`: 5 m amplitude, 100 m wavelength."""
-    net = RoadNetwork()
+    net = IndexedRoadNetwork()
     for k in range(lanes):
         left = LineType.CONTINUOUS if k == 0 else LineType.STRIPED
         right = LineType.CONTINUOUS if k == lanes - 1 else LineType.NONE
@@ -446,7 +460,7 @@ def track_from_spec(data: Mapping, source: str = "track spec") -> Track:
     spec = validate_spec(data, source)
     lanes, w = spec["lanes"], spec["lane_width"]
     offsets = [(k - 0.5 * (lanes - 1)) * w for k in range(lanes)]
-    net = RoadNetwork()
+    net = IndexedRoadNetwork()
     segs = spec["segments"]
     nodes = [f"n{i}" for i in range(len(segs))] + (["n0"] if spec["closed"] else [f"n{len(segs)}"])
     x = y = h = 0.0

@@ -120,3 +120,37 @@ def test_lane_path_projection_round_trip():
             _, s2, d2, h2 = path.project(x, y)
             assert abs(((s2 - s) + path.length / 2) % path.length - path.length / 2) < 0.05
             assert abs(d2 - d) < 0.02
+
+
+def _project_with_index_arrays(path, x, y, hint=None, window=(8, 48)):
+    """LanePath.project as it was written first (index arrays everywhere), for comparison."""
+    if hint is None:
+        idx = np.arange(path.n_seg)
+    else:
+        idx = np.arange(hint - window[0], hint + window[1])
+        if path.closed:
+            idx %= path.n_seg
+        else:
+            idx = idx[(idx >= 0) & (idx < path.n_seg)]
+    px, py = path._px[idx], path._py[idx]
+    sx, sy = path.seg[idx, 0], path.seg[idx, 1]
+    dx, dy = x - px, y - py
+    t = np.clip((dx * sx + dy * sy) / (path.seg_len[idx] ** 2), 0.0, 1.0)
+    ex, ey = dx - t * sx, dy - t * sy
+    k = int(np.argmin(ex * ex + ey * ey))
+    i = int(idx[k])
+    tk = float(t[k])
+    tx, ty = path.tangent[i]
+    return i, float(path.s[i] + tk * path.seg_len[i]), float(ex[k] * -ty + ey[k] * tx), float(path.h0[i] + tk * path.dh[i])
+
+
+@pytest.mark.parametrize("name", ["racetrack", "sine-road", "procedural-3"])
+def test_project_is_unchanged_by_slicing(name):
+    track = procedural_track(3) if name == "procedural-3" else builtin_track(name)
+    rng = np.random.default_rng(5)
+    for path in track.paths:
+        for _ in range(300):
+            i = int(rng.integers(path.n_seg))
+            x, y = path.points[i] + rng.normal(0.0, 3.0, 2)
+            for hint in (None, i, int(rng.integers(-3, path.n_seg + 3)), 0, path.n_seg - 1, 5, path.n_seg - 20):
+                assert path.project(x, y, hint) == _project_with_index_arrays(path, x, y, hint)

@@ -27,7 +27,14 @@ TRACED = ("d", "psi", "action", "teacher", "x", "y")
 
 
 class Evaluation(Lockstep[EvalEpisode]):
-    """The harness's hooks: run the policy, trace every step, make one record per episode."""
+    """The harness's hooks: run the policy, trace every step, make one record per episode.
+
+    A policy that never reads the frames (a privileged one, or one whose `reads_frames` is False)
+    runs without the camera: its environments skip rendering (EnvConfig.render_observation) and the
+    photometric shift, neither of which reaches the records."""
+
+    frames_wanted = False
+    """Render the frames even for a policy that does not read them (a subclass that keeps them)."""
 
     def __init__(self, policy: Policy | PrivilegedPolicy, episodes: Sequence[EvalEpisode], *,
                  intervention_threshold_m: float, policy_hz: float, env_kwargs: dict | None):
@@ -35,6 +42,8 @@ class Evaluation(Lockstep[EvalEpisode]):
         self.policy, self.threshold, self.hz = policy, intervention_threshold_m, policy_hz
         # checked once: isinstance on a runtime-checkable Protocol costs ~45 us, ~5% of a teacher step
         self.privileged = isinstance(policy, PrivilegedPolicy)
+        reads_frames = not self.privileged and getattr(policy, "reads_frames", True)
+        self.render = reads_frames or self.frames_wanted
         self.env_kwargs = env_kwargs or {}
         self.traces: list[dict[str, list[float]]] = [{k: [] for k in TRACED} for _ in episodes]
         self.failure: list[tuple[int, str | None]] = [(-1, None)] * len(episodes)
@@ -44,6 +53,8 @@ class Evaluation(Lockstep[EvalEpisode]):
 
     def start(self, number, ep):
         config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode != "intervention", "policy_hz": self.hz}
+        if not self.render:
+            config["render_observation"] = False
         env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, config=config, **self.env_kwargs)
         if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
             env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
@@ -51,7 +62,7 @@ class Evaluation(Lockstep[EvalEpisode]):
             env = TeacherDriven(env)
         if ep.mode == "intervention":
             env = Intervention(env, self.threshold)
-        if ep.effect:
+        if ep.effect and self.render:
             env = ObservationShift(env, _transform(ep.effect, ep.seed))
         options = {"lateral_offset": ep.lateral_offset, "heading_error": ep.heading_error} if (
             ep.lateral_offset or ep.heading_error) else None

@@ -79,7 +79,10 @@ class VideoConfig:
 
 class _Capture(Evaluation):
     """The evaluation's hooks, keeping the frames the policy saw in one episode (from step `first` on:
-    a long episode's earlier frames are not needed), and stopping when that episode ends."""
+    a long episode's earlier frames are not needed), and stopping when that episode ends. The frames
+    are rendered for every policy, the teacher included (they are the video)."""
+
+    frames_wanted = True
 
     def __init__(self, *args, number: int, first: int = 0, **kwargs):
         super().__init__(*args, **kwargs)

@@ -8,7 +8,8 @@ A learner sees only what a car's computer would, the camera:
 `frames` is (N, H, W, 3) uint8, the centre camera of the N episodes running now, and `episodes`
 says which of the run's n episodes they are (so recurrent models keep one state per episode).
 `act` returns N curvatures [1/m]. Implementations: torch models, ONNX files through onnxruntime,
-and the straight-ahead baseline.
+and the straight-ahead baseline. A policy with `reads_frames = False` (straight-ahead) declares that
+it never looks at the frames' contents; the evaluation then passes black frames and skips the camera.
 
 The teacher is different, and explicitly so: a `PrivilegedPolicy` reads the simulator's state
 (each environment's info dict, which holds the teacher's action) instead of the frames. The runner
@@ -122,6 +123,8 @@ class StraightPolicy:
     """The straight-ahead baseline: curvature 0 whatever it sees."""
 
     name = "straight"
+    reads_frames = False
+    """It never looks at the frames (only at how many there are): evaluations skip the camera."""
 
     def reset(self, n: int) -> None:
         pass
