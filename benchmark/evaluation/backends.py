@@ -71,30 +71,48 @@ class Outcome:
         return self.error is None
 
 
-def run_jobs(jobs: Sequence[Job], backend: Backend = "local", address: str = "",
-             shared: Sequence[Path] = ()) -> Iterator[Outcome]:
-    """Run the jobs on the backend and yield each one's Outcome as it finishes (local: in order).
-
-    A job's exception becomes its Outcome's error; the others go on. `shared` are the folders the
-    jobs write and the caller reads (checked on the Ray backend, see the module's docstring).
-    Raises BackendError before any job runs when the backend cannot be used."""
+@contextlib.contextmanager
+def connect(backend: Backend = "local", address: str = "", shared: Sequence[Path] = ()) -> Iterator[Runner]:
+    """A Runner of jobs on the backend, for the block: for Ray, connected to the cluster at `address` (a
+    new local cluster when empty) with token files in the `shared` folders, which the jobs check (see
+    the module's docstring). Raises BackendError when the backend cannot be used."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; backends are: {', '.join(BACKENDS)}")
     if address and backend != "ray":
         raise BackendError("--address names a Ray cluster: it needs --backend ray")
-    jobs = list(jobs)
     if backend == "local":
-        for job in jobs:
-            yield Outcome(job, *_call(job.fn, job.args, None, ()))
-        return
-    if not jobs:
+        yield Runner()
         return
     ray = import_ray()
     with _connected(ray, address), _tokens(shared) as tokens:
+        yield Runner(ray, tokens)
+
+
+class Runner:
+    """Runs jobs on a backend (made by `connect`)."""
+
+    def __init__(self, ray: Any = None, tokens: Sequence[tuple[str, str]] = ()):
+        self._ray, self._tokens = ray, list(tokens)
+
+    def run(self, jobs: Sequence[Job]) -> Iterator[Outcome]:
+        """Run the jobs and yield each one's Outcome as it finishes (local: in order, in this process; Ray:
+        all submitted at once). A job's exception becomes its Outcome's error, and the others go on."""
+        jobs = list(jobs)
+        ray = self._ray
+        if ray is None:
+            for job in jobs:
+                yield Outcome(job, *_call(job.fn, job.args, None, ()))
+            return
+        if not jobs:
+            return
+        largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=0)
+        if max(job.cpus for job in jobs) > largest:
+            raise BackendError(f"a job needs {max(job.cpus for job in jobs)} CPUs (its evaluation's workers) and "
+                               f"the largest node of the Ray cluster has {largest:g}: use fewer --workers")
         remote = ray.remote(_call)
         cwd = os.getcwd()
         refs = {remote.options(num_cpus=max(1, job.cpus), max_retries=0, name=job.label or job.fn.__name__)
-                .remote(job.fn, job.args, cwd, tokens): job for job in jobs}
+                .remote(job.fn, job.args, cwd, self._tokens): job for job in jobs}
         pending = list(refs)
         try:
             while pending:

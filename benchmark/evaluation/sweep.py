@@ -32,10 +32,10 @@ from typing import Any, Literal
 
 from tqdm import tqdm
 
-from benchmark.common.config import ConfigError, require
+from benchmark.common.config import require
 from benchmark.common.files import write_text_atomic
 
-from .backends import Job, run_jobs
+from .backends import Job, connect
 from .evaluate import RESULTS_ROOT, EvaluateConfig, default_out, evaluate, finished_results, policy_spec
 from .protocol import DEFAULT_PROTOCOL, ProtocolError, load_protocol
 from .records import read_records
@@ -174,6 +174,7 @@ def references(planned: list[Planned], config: SweepConfig) -> list[list[Planned
     if not config.drift_reference:
         return []
     stages: list[dict[tuple[str, str], Planned]] = [{}, {}]
+    checked: set[tuple[str, str, str]] = set()
     for p in planned:
         kind = policy_spec(p.policy, p.name).kind
         if kind == "teacher":
@@ -181,7 +182,10 @@ def references(planned: list[Planned], config: SweepConfig) -> list[list[Planned
         version = load_protocol(p.protocol).version
         for stage, ref in enumerate(["teacher"] + (["straight"] if version >= 2 and kind != "straight" else [])):
             key = (p.protocol_name, p.profile)
-            if key not in stages[stage] and reference_missing(ref, p.protocol, p.profile):
+            if (ref, *key) in checked:
+                continue
+            checked.add((ref, *key))
+            if reference_missing(ref, p.protocol, p.profile):
                 stages[stage][key] = Planned("reference", ref, ref, p.protocol, p.protocol_name, p.profile, (),
                                              default_out(p.protocol_name, p.profile, ref),
                                              replace(p.config, policy=ref, name="", conditions=(), out=None))
@@ -269,7 +273,7 @@ def sweep(config: SweepConfig) -> dict[str, Any]:
     stages = references(evaluations, config)
     index = Path(config.out) / INDEX_NAME
     earlier = {r["out"]: r for r in read_index(index) if r.get("status") in ("done", "skipped")}
-    rows: dict[Path, dict[str, Any]] = {}
+    rows: dict[Path, dict[str, Any]] = {p.out: _row(p, "pending") for stage in stages for p in stage}
     todo: list[Planned] = []
     for p in evaluations:
         results = finished_results(p.config) if config.resume else None
@@ -280,29 +284,29 @@ def sweep(config: SweepConfig) -> dict[str, Any]:
             before = earlier.get(str(p.out), {})
             seconds = float(before["seconds"]) if before.get("seconds") else None
             rows[p.out] = _row(p, "skipped", before.get("host", ""), seconds, headline(results))
-    for p in (r for stage in stages for r in stage):
-        rows[p.out] = _row(p, "pending")
     Path(config.out).mkdir(parents=True, exist_ok=True)
     _write_index(index, list(rows.values()))
-    shared = [Path(config.out)] + ([RESULTS_ROOT] if stages or config.drift_reference else [])
+    shared = [Path(config.out)] + ([RESULTS_ROOT] if config.drift_reference else [])
     failed: list[str] = []
     bar = tqdm(total=len(evaluations) + sum(len(s) for s in stages), initial=len(evaluations) - len(todo),
                desc=f"sweep ({config.backend})", unit="evaluation", disable=not config.progress, dynamic_ncols=True)
     try:
-        for stage in [*stages, todo]:
-            jobs = {id(job): (job, p) for p in stage for job in [_job(p)]}
-            for outcome in run_jobs([job for job, _ in jobs.values()], config.backend, config.address, shared):
-                p = jobs[id(outcome.job)][1]
-                if outcome.ok:
-                    rows[p.out] = _row(p, "done", outcome.host, outcome.seconds, outcome.value)
-                else:
-                    rows[p.out] = _row(p, "failed", outcome.host, outcome.seconds, error=outcome.error or "")
-                    failed.append(f"{p.out}: {outcome.error}")
-                _write_index(index, list(rows.values()))
-                bar.update(1)
-                bar.set_postfix_str(f"{p.name} {p.label}: {rows[p.out]['status']}", refresh=True)
-            if failed:  # a missing reference would be evaluated by every job that needs it, all at once
-                break
+        if stages or todo:
+            with connect(config.backend, config.address, shared) as runner:
+                for stage in [*stages, todo]:
+                    jobs = {id(job): (job, p) for p in stage for job in [_job(p)]}
+                    for outcome in runner.run([job for job, _ in jobs.values()]):
+                        p = jobs[id(outcome.job)][1]
+                        if outcome.ok:
+                            rows[p.out] = _row(p, "done", outcome.host, outcome.seconds, outcome.value)
+                        else:
+                            rows[p.out] = _row(p, "failed", outcome.host, outcome.seconds, error=outcome.error or "")
+                            failed.append(f"{p.out}: {outcome.error}")
+                        _write_index(index, list(rows.values()))
+                        bar.update(1)
+                        bar.set_postfix_str(f"{p.name} {p.label}: {rows[p.out]['status']}", refresh=True)
+                    if failed:  # a missing reference would be evaluated by every job that needs it, all at once
+                        break
     finally:
         bar.close()
     statuses = [r["status"] for r in rows.values() if r["role"] == "evaluation"]
