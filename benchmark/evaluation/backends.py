@@ -9,9 +9,11 @@ results: a job runs the same code on the same arguments, only somewhere else.
 The local backend runs the jobs in order, in this process (an evaluation's shared worker pool is
 reused from one to the next). The Ray backend connects to the cluster at `address` (a head
 node's HOST:PORT, as `ray start --head` prints it, or "auto"), or starts a local one without it,
-submits every job at once and yields each outcome as it arrives; a cluster it started is shut
-down afterwards, and a connection it made is closed. A process already connected to Ray (it
-called `ray.init` itself) keeps its connection.
+submits every job of a `Runner.run` call at once and yields each outcome as it arrives; a
+cluster it started is shut down afterwards, and a connection it made is closed. Tasks are not
+retried: a job whose worker or node dies is reported as failed (an evaluation resumes when run
+again). A process already connected to Ray (it called `ray.init` itself) uses that connection,
+and then takes no `address`.
 
 Files, not messages, carry the records: a job runs in the caller's working directory and writes
 where the caller would (results folders, the drift references under results/). On a multi-node
