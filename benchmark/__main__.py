@@ -55,6 +55,7 @@ SUMMARIES = {
     "train hg-dagger": "HG-DAgger: the teacher takes over when the learner drifts",
 }
 
+
 def _clean_errors() -> tuple[type[Exception], ...]:
     """Errors whose message says all (Ray missing, a cluster that does not answer, a sweep's failures): printed as
     one line, status 1, without a traceback."""
