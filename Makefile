@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt constraints.txt pyproject.toml | cksum | cut -d' ' -f1)
+RAY_STAMP := $(VENV)/.ray-installed-$(shell cat requirements-ray.txt constraints.txt constraints-ray.txt | cksum | cut -d' ' -f1)
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 export SDL_VIDEODRIVER ?= offscreen
 export SDL_AUDIODRIVER ?= dummy
 
-.PHONY: help install browser sandbox test test-slow test-all perf frames record baselines bench plot submit \
+.PHONY: help install ray browser sandbox test test-slow test-all perf frames record baselines bench plot submit \
         leaderboard leaderboard-baselines verify clean
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -23,19 +24,26 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv with the pinned dependencies and SteerBench itself (editable)
 
+# The optional Ray extra (--backend ray); constraints-ray.txt pins what it adds to constraints.txt.
+$(RAY_STAMP): $(STAMP) requirements-ray.txt constraints.txt constraints-ray.txt
+	$(VENV)/bin/pip install --disable-pip-version-check -r requirements-ray.txt -c constraints.txt -c constraints-ray.txt
+	rm -f $(VENV)/.ray-installed-* && touch $@
+
+ray: $(RAY_STAMP)  ## add the optional Ray extra (requirements-ray.txt) to .venv, for --backend ray
+
 browser:  ## Debian's chromium, for the leaderboard page test (apt-get; root or sudo)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 sandbox:  ## Debian's bubblewrap, the leaderboard's sandbox for submitted models (apt-get; root or sudo)
 	@command -v bwrap >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap; }
 
-test: $(STAMP) browser sandbox  ## the fast test tier (what CI runs)
+test: $(STAMP) $(RAY_STAMP) browser sandbox  ## the fast test tier (what CI runs)
 	$(PY) -m pytest -m "not slow and not perf" -q
 
 test-slow: $(STAMP)  ## long sweeps and end-to-end runs
 	$(PY) -m pytest -m "slow" -q
 
-test-all: $(STAMP) browser sandbox  ## every test except the performance benchmarks
+test-all: $(STAMP) $(RAY_STAMP) browser sandbox  ## every test except the performance benchmarks
 	$(PY) -m pytest -m "not perf" -q
 
 perf: $(STAMP)  ## performance benchmarks (pytest-benchmark), ratios measured side by side

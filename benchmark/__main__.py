@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train dart": ("benchmark.training.dart", "DartConfig"),
     "train hg-dagger": ("benchmark.training.hg_dagger", "HGDaggerConfig"),
     "evaluate": ("benchmark.evaluation.evaluate", "EvaluateConfig"),
+    "sweep": ("benchmark.evaluation.sweep", "SweepConfig"),
     "baselines": ("benchmark.training.baselines", "BaselinesConfig"),
     "plot": ("benchmark.reporting.plots", "PlotConfig"),
     "compare": ("benchmark.reporting.compare", "CompareConfig"),
@@ -41,6 +42,7 @@ SUMMARIES = {
     "import-minari": "import a Minari dataset written by export-minari as a dataset",
     "train": "train a policy: bc, dagger, dart or hg-dagger",
     "evaluate": "evaluate a policy on the versioned protocol (records + results JSON)",
+    "sweep": "evaluate many policies x protocols x profiles x condition sets, locally or on a Ray cluster",
     "bench": "evaluate the zoo, the teacher and straight-ahead (quick profile); figures and summary",
     "plot": "figures (error growth, drift, survival, autonomy, trajectories) and the results table",
     "compare": "two methods on identical episodes: McNemar on crashes, paired bootstrap, p-values",
@@ -52,6 +54,15 @@ SUMMARIES = {
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",
     "train hg-dagger": "HG-DAgger: the teacher takes over when the learner drifts",
 }
+
+
+def _clean_errors() -> tuple[type[Exception], ...]:
+    """Errors whose message says all (Ray missing, a cluster that does not answer, a sweep's failures): printed as
+    one line, status 1, without a traceback."""
+    from benchmark.evaluation.backends import BackendError
+    from benchmark.evaluation.sweep import SweepError
+
+    return BackendError, SweepError
 
 
 def _command_parser(sub, name: str, words: list[str]) -> None:
@@ -88,7 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     module, cls_name = COMMANDS[args._command]
     mod = importlib.import_module(module)
     config = from_arguments(getattr(mod, cls_name), args)
-    result = mod.run(config)
+    try:
+        result = mod.run(config)
+    except Exception as exc:
+        if not isinstance(exc, _clean_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if result is not None:
         print(json.dumps(result, indent=2, default=str) if isinstance(result, dict) else result)
     return 0

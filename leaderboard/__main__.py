@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     mod = importlib.import_module(module)
     config = from_arguments(getattr(mod, cls_name), args)
 
+    from benchmark.evaluation.backends import BackendError
+
     from .board import BoardError
     from .common import Rejected
 
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except Rejected as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    except BoardError as exc:
+    except (BoardError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if args.command == "verify":

@@ -14,16 +14,24 @@ Per entry, in order:
 4. OK otherwise.
 
 The command exits non-zero unless every checked entry is OK.
+
+With `--backend ray` each entry's whole check (`check_entry`) is one Ray task on as many CPUs as the
+evaluation has workers (benchmark/evaluation/backends.py); the drift references it needs are
+evaluated first, where missing, so that no two tasks evaluate the same one. The task runs the same
+code as the local check, so a submitted model is checked and evaluated in the sandbox of the node
+that runs the task (bubblewrap must be installed there; where it cannot be used the entry is an
+ERROR, as locally), never outside it. Statuses and details are those of a local run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from benchmark.common.config import require
 from benchmark.common.files import sha256_file, write_bytes_atomic
 
 from .board import EvaluationOptions, entry_outcomes, evaluate_entry, load_entries
@@ -47,6 +55,15 @@ class VerifyConfig(EvaluationOptions):
     """Relative tolerance of the metric comparison (0: exact)."""
     details: int = 5
     """Most differences listed per entry."""
+    backend: Literal["local", "ray"] = "local"
+    """Where the checks run: local (this process, one entry after another) or ray (one Ray task per entry; needs
+    the optional extra requirements-ray.txt). Submitted models are evaluated in the sandbox either way."""
+    address: str = ""
+    """Ray cluster to use, its head node's HOST:PORT (or 'auto'); empty: start a local Ray cluster on this machine.
+    A multi-node cluster needs --work-dir and results/ on a file system every node shares, at the same path."""
+
+    def __post_init__(self) -> None:
+        require(not self.address or self.backend == "ray", "--address names a Ray cluster: it needs --backend ray")
 
 
 def check_entry(entry: dict[str, Any], config: VerifyConfig, scratch: Path) -> tuple[str, list[str]]:
@@ -135,10 +152,70 @@ def verify(config: VerifyConfig) -> dict[str, Any]:
         if config.reevaluate and entries:
             scratch.mkdir(parents=True, exist_ok=True)
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="verify-", dir=scratch)))
-        for entry in entries:
-            status, details = check_entry(entry, config, scratch)
-            report[entry["id"]] = {"status": status, "details": details}
+        if config.backend == "local":
+            for entry in entries:
+                status, details = check_entry(entry, config, scratch)
+                report[entry["id"]] = {"status": status, "details": details}
+        else:
+            checked = _check_on_cluster(entries, config, scratch)
+            report = {e["id"]: {"status": checked[e["id"]][0], "details": checked[e["id"]][1]} for e in entries}
     return {"ok": all(r["status"] == OK for r in report.values()), "checked": len(report), "entries": report}
+
+
+def _check_on_cluster(entries: list[dict[str, Any]], config: VerifyConfig,
+                      scratch: Path) -> dict[str, tuple[str, list[str]]]:
+    """check_entry of every entry as jobs of the Ray backend, the missing drift references first."""
+    from tqdm import tqdm
+
+    from benchmark.evaluation.backends import Job, connect
+    from benchmark.evaluation.evaluate import RESULTS_ROOT
+
+    inside = replace(config, progress=False)
+    references = _reference_jobs(entries, config)
+    checks = {id(job): (entry["id"], job) for entry in entries
+              for job in [Job(check_entry, (entry, inside, scratch), config.workers, f"verify {entry['id']}")]}
+    drift = config.reevaluate and any(bool(e.get("evaluation", {}).get("drift_reference", config.drift_reference))
+                                      and e.get("policy") != "teacher" for e in entries)
+    shared = [scratch] + ([RESULTS_ROOT] if drift else [])  # the records written there are read back elsewhere
+    report: dict[str, tuple[str, list[str]]] = {}
+    with connect(config.backend, config.address, shared) as runner, \
+            tqdm(total=len(entries), desc=f"verify ({config.backend})", unit="entry", disable=not config.progress,
+                 dynamic_ncols=True) as bar:
+        for job in references:  # one after another; one that fails fails the entries that need it, as locally
+            list(runner.run([job]))
+        for outcome in runner.run([job for _, job in checks.values()]):
+            entry_id = checks[id(outcome.job)][0]
+            report[entry_id] = outcome.value if outcome.ok else (
+                ERROR, [f"the check failed on {outcome.host or 'the cluster'}: {outcome.error}"])
+            bar.update(1)
+    return report
+
+
+def _reference_jobs(entries: list[dict[str, Any]], config: VerifyConfig) -> list:
+    """Jobs for the drift references (teacher, then under a version-2 protocol straight-ahead) that a local run
+    would evaluate on its way, with the settings of the first entry to need each, where they are missing."""
+    from benchmark.evaluation.backends import Job
+    from benchmark.evaluation.protocol import ProtocolError, load_protocol
+    from benchmark.evaluation.sweep import reference_job, reference_missing
+
+    if not config.reevaluate:
+        return []
+    try:
+        protocol = load_protocol(config.protocol)
+    except ProtocolError:
+        return []  # every entry reports it
+    jobs = []
+    for kind in ("teacher", "straight") if protocol.version >= 2 else ("teacher",):
+        for entry in entries:
+            settings = entry.get("evaluation", {})
+            needs = entry.get("policy") != "teacher" and (kind == "teacher" or entry.get("policy") != "straight")
+            if needs and bool(settings.get("drift_reference", config.drift_reference)):
+                if reference_missing(kind, config.protocol, config.profile):
+                    group_size = int(settings.get("group_size", config.group_size))
+                    jobs.append(Job(reference_job, (kind, config.protocol, config.profile, config.workers, group_size),
+                                    config.workers, f"reference {kind}"))
+                break
+    return jobs
 
 
 def format_report(result: dict[str, Any]) -> str:

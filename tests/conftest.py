@@ -56,3 +56,17 @@ def untrained_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "pilotnet"
     save_model(build_model(ModelConfig()), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """A local Ray cluster of 2 CPUs for the module's tests (`--backend ray` uses this process's connection),
+    shut down after them. Ray is the optional extra that `make test` installs (requirements-ray.txt)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=True, logging_level="warning")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

@@ -13,10 +13,12 @@ import os
 import pickle
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,7 @@ from leaderboard.modelcheck import ModelLimits, check_model_file
 from leaderboard.ranking import ranked, score_of
 from leaderboard.sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, run_isolated
 from leaderboard.submit import BaselinesConfig, SubmitConfig, baselines, submit
-from leaderboard.verify import MISMATCH, OK, TAMPERED, VerifyConfig, verify
+from leaderboard.verify import MISMATCH, OK, TAMPERED, VerifyConfig, _reference_jobs, verify
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "leaderboard"
@@ -539,6 +541,57 @@ def test_verify_reproduces_every_entry_and_flags_a_tampered_metric(board, tmp_pa
     assert re.search(rf"^MISMATCH +{ZOO_ID}: 1 metric\(s\) differ from a fresh evaluation$", out, re.M)
     assert "metrics.conditions.nominal.crash.mean_abs_heading_rad.mean: stored" in out
     assert out.rstrip().endswith("3 entries checked, 1 with problems")
+    # On Ray (a local cluster that verify starts and stops): one task per entry, the zoo model evaluated in the
+    # sandbox of the node that runs it, and the same report, line for line (two entries: one round on 2 CPUs).
+    assert leaderboard_main([*args[:-1], str(tmp_path / "work-ray"), "--backend", "ray",
+                             "--entries", "teacher", ZOO_ID]) == 1
+    ray_out = capsys.readouterr().out
+    assert _report_blocks(ray_out) == {k: v for k, v in _report_blocks(out).items() if k != "straight"}
+    assert ray_out.rstrip().endswith("2 entries checked, 1 with problems")
+
+
+def _report_blocks(text: str) -> dict[str, str]:
+    """verify's report by entry id: each entry's line with its indented details (the summary line left out)."""
+    return {re.match(r"\S+ +([^:]+):", b).group(1): b for b in re.split(r"\n(?=\S)", text.strip())[:-1]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_verify_on_ray_errors_and_references(board, tmp_path, monkeypatch, capsys):
+    root = copy_board(board, tmp_path)
+    args = ["verify", "--root", str(root), "--protocol", str(TINY), "--no-reevaluate", "--backend", "ray"]
+    nowhere = f"127.0.0.1:{_free_port()}"
+    assert leaderboard_main([*args, "--address", nowhere]) == 1
+    assert capsys.readouterr().err.startswith(f"error: no Ray cluster answers at {nowhere} (Connection refused)")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where the optional extra is not installed
+    assert leaderboard_main(args) == 1
+    assert capsys.readouterr().err.startswith("error: --backend ray needs Ray, which is not installed here")
+    # The drift references a local run would evaluate on its way are evaluated first, once, where missing.
+    monkeypatch.chdir(tmp_path)
+    entries = load_entries(root)
+    for entry in entries:
+        entry["evaluation"]["drift_reference"] = True
+    config = VerifyConfig(backend="ray", **{**options(root, tmp_path / "work"), "group_size": 4})
+    jobs = _reference_jobs(entries, config)
+    assert [(j.fn.__name__, j.args) for j in jobs] == [("reference_job", ("teacher", str(TINY), "full", 1, 8))]
+    assert _reference_jobs(entries, replace(config, reevaluate=False)) == []
+
+
+def test_verify_on_ray_never_evaluates_a_submission_outside_the_sandbox(board, tmp_path, monkeypatch):
+    """On a node where bubblewrap cannot be found (here: the cluster started with a PATH without it) the
+    submitted model's entry is an ERROR, as in a local run there: its check does not go on without the sandbox."""
+    root = copy_board(board, tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    config = VerifyConfig(backend="ray", entries=(ZOO_ID,), **options(root, tmp_path / "work"))
+    result = verify(config)["entries"]
+    assert result[ZOO_ID]["status"] == "ERROR"
+    assert "the sandbox for untrusted models cannot be created on this machine: bubblewrap (bwrap) is not " \
+        "installed" in result[ZOO_ID]["details"][0]
+    assert verify(replace(config, backend="local"))["entries"] == result
 
 
 def test_verify_flags_a_changed_model_file_and_an_edited_score(board, tmp_path):

@@ -19,6 +19,7 @@ import atexit
 import concurrent.futures as cf
 import contextlib
 import datetime as dt
+import json
 import multiprocessing
 import os
 import sys
@@ -375,6 +376,28 @@ def results_from_records(config: EvaluateConfig) -> Results:
         raise EvaluationError(f"the evaluation's records are incomplete ({missing} of {len(wanted)} episodes "
                               f"missing{'; ' + problems if problems else ''})")
     return _results(config, protocol, spec, out, episodes, records)
+
+
+def finished_results(config: EvaluateConfig) -> Results | None:
+    """The Results of an evaluation that is complete in its folder (records.jsonl of this policy,
+    protocol and conditions with every episode, and results.json), else None: what a sweep skips."""
+    protocol = load_protocol(config.protocol)
+    spec = policy_spec(config.policy, config.name)
+    out = Path(config.out) if config.out else default_out(protocol.name, config.profile, spec.name)
+    episodes = protocol.episodes(config.profile, list(config.conditions) or None, teacher=spec.kind == "teacher")
+    meta = _meta(protocol, config.profile, spec, sorted({e.condition for e in episodes}))
+    keys: set[str] = set()
+    read = read_records(out / "records.jsonl", keep=lambda key: keys.add(key) or False)  # keys only, no parsing
+    if read.meta != meta.to_json() or not {str(e.key) for e in episodes} <= keys:
+        return None
+    try:
+        results = Results.from_json(json.loads((out / "results.json").read_text()), str(out / "results.json"))
+    except (OSError, ValueError):
+        return None
+    if (results.protocol.sha256, results.protocol.profile) != (protocol.sha256, config.profile) or \
+            results.policy != PolicyRef(**spec.ref()):
+        return None
+    return results
 
 
 def reference_records(kind: str, protocol_ref: str, profile: str, config: EvaluateConfig,
