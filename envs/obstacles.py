@@ -73,9 +73,9 @@ class ObstacleConfig:
     """Lane of the obstacles (0 is the leftmost); None: the lane each episode drives."""
     layout: int = 0
     """Which of a track's layouts (another number: other positions and kinds)."""
-    clearance_m: float = 1.0
-    """Teacher: gap kept between the car's side and the obstacle while passing it [m] (1 m: room for the
-    disturbed condition's gusts and steering noise; 0.5 m is enough undisturbed)."""
+    clearance_m: float = 1.25
+    """Teacher: gap kept between the car's side and the obstacle while passing it [m] (1.25 m: room for
+    steerbench-v2's gusts and steering noise, which push the car up to a metre off its line)."""
     edge_margin_m: float = 0.0
     """Teacher: gap kept between the car's side and the road edge while passing [m]; negative lets the
     wheels onto the verge (down to -0.75 m: the car's centre stays on the road)."""
