@@ -251,3 +251,10 @@ def test_distances_are_signed_along_the_lane():
     env = _env(obstacles=True)
     _, info = env.reset(seed=0, options={"lane": 1, "start_s": CAR_S - 60.0})
     assert math.isclose(info["obstacle_distance_m"], env.passes.passes[1].s - info["s_m"], abs_tol=1e-9)
+
+
+def test_the_obstacle_figure_shows_one_image_labelled_both_ways(tmp_path):
+    from benchmark.reporting.obstacle_figure import ObstacleFigureConfig, run
+
+    out = run(ObstacleFigureConfig(out=tmp_path / "obstacles.png", steps=80))
+    assert out.stat().st_size > 50_000  # it raises unless both passes start from the same image and get round
