@@ -8,6 +8,7 @@ import math
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
 
 from envs import ConfigError, DrivingEnv, ObstacleConfig, procedural_track
 from envs.obstacles import CONE_COLOR, car_extents, footprint, in_the_way, layout, pass_half_length, pass_offsets
@@ -48,6 +49,16 @@ def test_obstacles_kwarg_forms():
     assert _env(obstacles=True).obstacle_config == ObstacleConfig()
     assert _env(obstacles=2).obstacle_config == ObstacleConfig(count=2)
     assert _env(obstacles={"kinds": ["cones"]}).obstacle_config.kinds == ("cones",)  # a YAML list becomes a tuple
+
+
+def test_an_env_with_obstacles_passes_check_env_and_runs_vectorised():
+    check_env(_env(obstacles=True), skip_render_check=True)
+    vec = gym.make_vec("SteerBench/Procedural-v0", num_envs=2, vectorization_mode="sync",
+                       track_seed=TRACK_SEED, obstacles=True)
+    _, infos = vec.reset(seed=0)
+    _, _, _, _, infos = vec.step(infos["teacher_action"].reshape(2, 1).astype(np.float32))
+    assert infos["obstacle_side"].shape == (2,) and set(infos["obstacle_side"]) <= {"left", "right"}
+    vec.close()
 
 
 # --- without obstacles, today's env ---------------------------------------------------------------
