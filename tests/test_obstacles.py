@@ -269,3 +269,16 @@ def test_the_obstacle_figure_shows_one_image_labelled_both_ways(tmp_path):
 
     out = run(ObstacleFigureConfig(out=tmp_path / "obstacles.png", steps=80))
     assert out.stat().st_size > 50_000  # it raises unless both passes start from the same image and get round
+
+
+def test_obstacles_on_another_lane_are_drawn_but_not_passed():
+    env, plain = _env(obstacles={"lane": 0}), _env()
+    _, info = env.reset(seed=1, options={"lane": 2, "start_s": 100.0})
+    _, ref = plain.reset(seed=1, options={"lane": 2, "start_s": 100.0})
+    assert env.obstacles and all(ob.lane == 0 for ob in env.obstacles)
+    assert set(env.passes.sides) == {None} and info["obstacle_side"] is None
+    for _ in range(400):  # past the stopped car of lane 0 at ~356 m: the lane-centre teacher, exactly
+        assert info["teacher_action"] == ref["teacher_action"]
+        _, _, terminated, _, info = _step(env, info)
+        _, _, _, _, ref = _step(plain, ref)
+        assert not terminated
