@@ -91,9 +91,8 @@ def run(config: ObstacleFigureConfig) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     import cv2
+    import matplotlib.pyplot as plt
 
     from envs.obstacles import box_corners
     from envs.topdown import draw_car, to_pixels
