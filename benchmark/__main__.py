@@ -13,6 +13,7 @@ from benchmark.common.cli import add_arguments, dataclass_help, from_arguments
 # to build the parser of the command being run, so `--help` and light commands stay fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "frames": ("benchmark.reporting.frames", "FramesConfig"),
+    "obstacle-figure": ("benchmark.reporting.obstacle_figure", "ObstacleFigureConfig"),
     "record": ("benchmark.data.record", "RecordConfig"),
     "drive": ("benchmark.data.drive", "DriveConfig"),
     "export-udacity": ("benchmark.data.udacity", "ExportConfig"),
@@ -34,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
+    "obstacle-figure": "write the obstacle figure (one image, the teacher's left and right passes)",
     "record": "record the teacher driving the training tracks",
     "drive": "drive a track yourself (keyboard or gamepad) and record it",
     "export-udacity": "write a dataset as a Udacity driving_log.csv with PNG frames",

@@ -7,7 +7,7 @@ horizon sees the flat ground, so one 3x3 homography per view maps image pixels t
 (`cv2.warpPerspective`). Far rows cover metres of ground per pixel; sampling the full-resolution
 map there shimmers, so each band of rows samples the level of a mip pyramid (`cv2.pyrDown`) whose
 texel matches its footprint. Rows above the horizon are sky, far ground fades into haze, and other
-vehicles are drawn as shaded boxes.
+vehicles and obstacles are drawn as shaded boxes.
 
 Conventions: world x, y as in highway-env (y points down on its screen, so a positive heading
 change turns right); camera axes x right, y down, z forward; a camera pose is the ground point
@@ -141,7 +141,7 @@ def map_texture(track: Track, ppm: float) -> MapTexture:
 
 @dataclass(frozen=True)
 class Box:
-    """An axis-aligned (in its own frame) vehicle box on the ground."""
+    """An axis-aligned (in its own frame) box on the ground: a vehicle, or an obstacle."""
 
     x: float
     y: float
@@ -149,6 +149,9 @@ class Box:
     length: float
     width: float
     color: tuple[int, int, int]
+    height: float = VEHICLE_HEIGHT_M
+    windows: bool = True
+    """Draw a dark band of windows on the upper faces (cars; not cones)."""
 
 
 class Camera:
@@ -320,7 +323,7 @@ class Camera:
             hl, hw = b.length / 2, b.width / 2
             base = np.array([[hl, -hw], [hl, hw], [-hl, hw], [-hl, -hw]])
             xy = base @ np.array([[cb, sb], [-sb, cb]]) + (b.x, b.y)
-            pts = np.concatenate([np.column_stack([xy, np.zeros(4)]), np.column_stack([xy, np.full(4, VEHICLE_HEIGHT_M)])])
+            pts = np.concatenate([np.column_stack([xy, np.zeros(4)]), np.column_stack([xy, np.full(4, b.height)])])
             uv, z = self.project(pts, x, y, heading)
             if (z < near).all():
                 continue
@@ -345,6 +348,8 @@ class Camera:
                     continue
                 face = np.round(uv[[i, j, j + 4, i + 4]] * 16).astype(np.int32)
                 cv2.fillConvexPoly(out, face, tuple(int(v) for v in color * shade), cv2.LINE_AA, shift=4)
+            if not b.windows:
+                continue
             # Dark windows band on the upper part of the faces, for a car-like silhouette.
             top = np.round(uv[4:] * 16).astype(np.int32)
             cv2.fillConvexPoly(out, cv2.convexHull(top), tuple(int(v) for v in color * 0.55), cv2.LINE_AA, shift=4)

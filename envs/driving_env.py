@@ -2,14 +2,16 @@
 
 The ego car (highway-env's kinematic bicycle) drives at the track's cruise speed; the policy only
 steers, with the path curvature as its action. The observation is the centre camera's RGB frame.
-Optional traffic is highway-env's IDM vehicles; touching one is a collision. `info` reports the
-state a benchmark needs (offset from the lane centre, heading error, the teacher's action, progress,
-failures) and a dict of named reward terms.
+Optional traffic is highway-env's IDM vehicles, optional obstacles static boxes on the lane
+(envs.obstacles), which the teacher passes on a side drawn per episode; touching either is a
+collision. `info` reports the state a benchmark needs (offset from the lane centre, heading error, the
+teacher's action, progress, failures) and a dict of named reward terms.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,23 @@ from highway_env.vehicle.behavior import IDMVehicle
 from benchmark.common.config import ConfigError, build_config, require
 
 from .camera import Box, Camera, CameraConfig, map_texture
+from .obstacles import (
+    CAR_RADIUS_M,
+    SIDE_STREAM,
+    Obstacle,
+    ObstacleConfig,
+    PassPlan,
+    box_corners,
+    layout,
+    plan_passes,
+    rectangles_touch,
+)
 from .procedural import procedural_track
 from .road_network import TrafficRoad
 from .teacher import Teacher, TeacherConfig
 from .topdown import chase_view, draw_car, map_image
 from .tracks import BUILTIN_TRACKS, Track, builtin_track, load_track_file, wrap_angle
-from .vehicle import MAX_CURVATURE, EgoVehicle, curvature_to_steering, lens_position, virtual_pose
+from .vehicle import LENGTH_M, MAX_CURVATURE, WIDTH_M, EgoVehicle, curvature_to_steering, lens_position, virtual_pose
 
 RESET_OPTIONS = ("lateral_offset", "heading_error", "lane", "start_s")
 TRAFFIC_COLORS = ((40, 90, 180), (230, 200, 60), (225, 225, 225), (40, 40, 45), (120, 160, 90), (150, 90, 170))
@@ -120,6 +133,17 @@ def _traffic_config(traffic: Any) -> TrafficConfig:
     return build_config(TrafficConfig, traffic, where="traffic")
 
 
+def _obstacle_config(obstacles: Any) -> ObstacleConfig | None:
+    """None (no obstacles) for None, False or 0; the defaults for True; N obstacles per track for an int."""
+    if obstacles is None or obstacles is False:
+        return None
+    if obstacles is True:
+        return ObstacleConfig()
+    if isinstance(obstacles, (int, np.integer)):
+        return ObstacleConfig(count=int(obstacles)) if obstacles else None
+    return build_config(ObstacleConfig, obstacles, where="obstacles")
+
+
 class DrivingEnv(gym.Env):
     """Steer a car along its lane from dashcam frames. See the module docstring."""
 
@@ -127,11 +151,18 @@ class DrivingEnv(gym.Env):
 
     def __init__(self, track: str | Track = "racetrack", *, track_seed: int | None = None,
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
-                 config: Any = None, render_mode: str | None = None):
+                 obstacles: Any = None, config: Any = None, render_mode: str | None = None):
         self.track = resolve_track(track, track_seed, track_file)
         self.track_seed = int(track_seed) if track == "procedural" else None
         self.camera_config = build_config(CameraConfig, camera, where="camera")
         self.traffic_config = _traffic_config(traffic)
+        self.obstacle_config = _obstacle_config(obstacles)
+        if self.obstacle_config is not None and self.obstacle_config.lane is not None \
+                and self.obstacle_config.lane >= self.track.lanes:
+            raise ConfigError(f"obstacles: lane {self.obstacle_config.lane} is not a lane of {self.track.name} "
+                              f"(lanes 0..{self.track.lanes - 1})")
+        self._layouts: dict[int, list[Obstacle]] = {}
+        self._side_rng: np.random.Generator | None = None
         self.config = build_config(EnvConfig, config, where="config")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unsupported render_mode {render_mode!r}; supported: 'rgb_array' or None")
@@ -148,6 +179,12 @@ class DrivingEnv(gym.Env):
         self.road: TrafficRoad | None = None
         self.vehicle: EgoVehicle | None = None
         self._blank: np.ndarray | None = None
+        self.obstacles: list[Obstacle] = []
+        """This episode's obstacles (their lane's layout)."""
+        self.passes: PassPlan | None = None
+        """The teacher's passes of this episode's obstacles (None without obstacles)."""
+        self._offset = None
+        self._obstacle_boxes: list = []
 
     # --- episode --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -164,8 +201,13 @@ class DrivingEnv(gym.Env):
         self.lane = lane
         self.path = self.track.paths[lane]
         start_s = options.get("start_s")
-        if start_s is None:
+        random_start = start_s is None
+        if random_start:
             start_s = rng.uniform(0.0, self.path.length) if self.track.closed else rng.uniform(20.0, 80.0)
+        if self.obstacle_config is not None:
+            self._plan_obstacles(seed)
+            if random_start:  # an explicit start_s is honoured, even beside an obstacle
+                start_s = self.passes.clear_start(float(start_s))
         d0 = float(options.get("lateral_offset", 0.0))
         psi0 = float(options.get("heading_error", 0.0))
         if not (math.isfinite(d0) and math.isfinite(psi0) and math.isfinite(float(start_s))):
@@ -181,6 +223,38 @@ class DrivingEnv(gym.Env):
         self._update_state()
         self.last_frame = self._observation()
         return self.last_frame, self._info()
+
+    def _plan_obstacles(self, seed: int | None) -> None:
+        """This episode's obstacles and the teacher's passes. The sides come from the reset seed (and the
+        track's name) on a stream of their own, never from self.np_random, so the reset's other draws are
+        those of the same episode without obstacles; an unseeded reset continues the stream."""
+        cfg = self.obstacle_config
+        key = self.lane if cfg.lane is None else cfg.lane
+        if key not in self._layouts:
+            self._layouts[key] = layout(self.track, cfg, self.lane)
+        self.obstacles = self._layouts[key]
+        if seed is not None or self._side_rng is None:
+            name = zlib.crc32(self.track.name.encode())
+            self._side_rng = np.random.default_rng(None if seed is None else [SIDE_STREAM, name, int(seed)])
+        draws = self._side_rng.random(len(self.obstacles))
+        self.passes = plan_passes(self.obstacles, self.track, self.lane, cfg, draws, self.teacher.lookahead(self.speed))
+        self._offset = self.passes.target_at
+        self._obstacle_boxes = [
+            (b.x, b.y, math.hypot(0.5 * b.length, 0.5 * b.width), box_corners(b.x, b.y, b.heading, b.length, b.width))
+            for ob in self.obstacles for b in ob.boxes]
+
+    def _hits_obstacle(self) -> bool:
+        """Whether the car's rectangle touches an obstacle's box."""
+        v = self.vehicle
+        x, y = float(v.position[0]), float(v.position[1])
+        car = None
+        for bx, by, r, corners in self._obstacle_boxes:
+            if (bx - x) ** 2 + (by - y) ** 2 > (r + CAR_RADIUS_M) ** 2:
+                continue
+            car = car or box_corners(x, y, float(v.heading), LENGTH_M, WIDTH_M)
+            if rectangles_touch(car, corners):
+                return True
+        return False
 
     def _spawn_traffic(self) -> None:
         cfg, track, rng = self.traffic_config, self.track, self.np_random
@@ -230,6 +304,8 @@ class DrivingEnv(gym.Env):
                 self._update_state()  # IDM vehicles read the ego's lane between substeps
             else:
                 self.vehicle.step(self.dt)
+            if self._obstacle_boxes and not self.vehicle.crashed and self._hits_obstacle():
+                self.vehicle.crashed = True  # as highway-env does on a collision: the car brakes to a stop
         if not self.traffic:
             self._update_state()
         self._steps += 1
@@ -271,9 +347,10 @@ class DrivingEnv(gym.Env):
         off_road = not (left < self._d < right)
         crashed = bool(v.crashed)
         failure = "collision" if crashed else ("off_road" if off_road else None)
-        teacher = self.teacher.action_from(self.path, self._s, v.position[0], v.position[1], v.heading, v.speed)
+        teacher = self.teacher.action_from(self.path, self._s, v.position[0], v.position[1], v.heading, v.speed,
+                                           self._offset)
         half = 0.5 * self.track.lane_width
-        return {
+        info = {
             "lateral_offset": self._d,
             "heading_error": self._psi,
             "teacher_action": teacher,
@@ -295,6 +372,24 @@ class DrivingEnv(gym.Env):
                 "on_road": float(not off_road),
                 "no_collision": float(not crashed),
             },
+        }
+        if self.passes is not None:
+            info.update(self._obstacle_info())
+        return info
+
+    def _obstacle_info(self) -> dict:
+        """The passing side of the obstacle under way or next (None without one in the way), its kind,
+        the distance to its centre along the lane (negative once behind), every obstacle's side in order
+        along the lane, and the teacher's passing line here (its offset from the lane centre)."""
+        current = self.passes.current(self._s)
+        p, ds = current if current is not None else (None, None)
+        return {
+            "obstacle": None if p is None else p.obstacle,
+            "obstacle_side": None if p is None else p.side,
+            "obstacle_kind": None if p is None else p.kind,
+            "obstacle_distance_m": None if p is None else float(ds),
+            "obstacle_sides": self.passes.sides,
+            "pass_offset_m": self.passes.line_at(self._s),
         }
 
     # --- privileged queries ---------------------------------------------------------------------
@@ -333,12 +428,14 @@ class DrivingEnv(gym.Env):
         """The teacher's curvature [1/m] for the car at a virtual pose (see render_view)."""
         x, y, h = self._virtual_pose(float(shift_m), float(yaw_rad))
         _, s, _, _ = self.path.project(x, y, self._seg)
-        return self.teacher.action_from(self.path, s, x, y, h, self.vehicle.speed)
+        return self.teacher.action_from(self.path, s, x, y, h, self.vehicle.speed, self._offset)
 
     def recover(self):
         """Put the car back on its lane centre, aligned with the lane, where it is now (NVIDIA's
-        intervention). Returns (observation, info) like reset."""
-        x, y, h = self.path.pose_at(self._s)
+        intervention); beside an obstacle, on the teacher's passing line. Returns (observation, info)
+        like reset."""
+        x, y, h = self.path.pose_at(self._s) if self.passes is None else self.path.pose_at(
+            self._s, self.passes.line_at(self._s))
         self.vehicle.position = np.array([x, y])
         self.vehicle.heading = h
         self.vehicle.crashed = False
@@ -351,7 +448,7 @@ class DrivingEnv(gym.Env):
         return [
             Box(float(v.position[0]), float(v.position[1]), float(v.heading), v.LENGTH, v.WIDTH, col)
             for v, col in zip(self.traffic, self._traffic_colors)
-        ]
+        ] + [b for ob in self.obstacles for b in ob.boxes]
 
     # --- human-facing rendering ----------------------------------------------------------------
     def render(self):
@@ -375,6 +472,9 @@ class DrivingEnv(gym.Env):
         return img
 
     def _draw_cars(self, img: np.ndarray, M: np.ndarray, min_px: float = 0.0) -> None:
+        for b in (b for ob in self.obstacles for b in ob.boxes):  # cones grown less, so a row stays a row
+            draw_car(img, M, b.x, b.y, b.heading, b.color, b.length, b.width,
+                     min_px=min_px * min(1.0, 4.0 * b.length / LENGTH_M))
         for v, col in list(zip(self.traffic, self._traffic_colors)) + [(self.vehicle, EGO_COLOR)]:
             draw_car(img, M, v.position[0], v.position[1], v.heading, col, min_px=min_px)
 
@@ -383,4 +483,4 @@ class DrivingEnv(gym.Env):
         self.vehicle = None
 
 
-__all__ = ["DrivingEnv", "EnvConfig", "TrafficConfig", "ConfigError", "resolve_track"]
+__all__ = ["ConfigError", "DrivingEnv", "EnvConfig", "ObstacleConfig", "TrafficConfig", "resolve_track"]

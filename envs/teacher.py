@@ -8,6 +8,9 @@ car frame (positive right) and l its distance. The lookahead grows with speed
 (l_a = max(min_lookahead, lookahead_time * v)). Taken along the centre line, a car on the centre of
 an arc gets exactly the arc's curvature, so the teacher does not cut steady curves.
 
+Around obstacles (envs.obstacles) the point is taken `offset(s)` metres beside the centre line
+instead: the teacher pursues the passing line of the episode's PassPlan.
+
 `return_to_centre_curvature` is the other label rule of the suite (NVIDIA's): the curvature that
 brings a displaced car back to the lane centre and heading in about two seconds.
 """
@@ -15,6 +18,7 @@ brings a displaced car back to the lane centre and heading in about two seconds.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from benchmark.common.config import require
@@ -51,9 +55,15 @@ class Teacher:
         _, s, _, _ = path.project(x, y, hint)
         return self.action_from(path, s, x, y, heading, speed)
 
-    def action_from(self, path: LanePath, s: float, x: float, y: float, heading: float, speed: float) -> float:
-        """Pure-pursuit curvature for a pose already projected at arc length s."""
-        tx, ty = path.point_at(s + self.lookahead(speed))
+    def action_from(self, path: LanePath, s: float, x: float, y: float, heading: float, speed: float,
+                    offset: Callable[[float], float] | None = None) -> float:
+        """Pure-pursuit curvature for a pose already projected at arc length s; `offset(s)` [m, positive
+        right] moves the pursued point off the centre line (None: on it)."""
+        st = s + self.lookahead(speed)
+        if offset is None:
+            tx, ty = path.point_at(st)
+        else:
+            tx, ty, _ = path.pose_at(st, offset(st))
         dx, dy = tx - x, ty - y
         ch, sh = math.cos(heading), math.sin(heading)
         fwd = dx * ch + dy * sh

@@ -19,6 +19,12 @@ Version 2 (steerbench-v2.yaml) adds, per profile:
 - `tracks_file`: the held-out tracks listed in a separate file next to the protocol (one entry per
   line), so that a leaderboard can keep a private test list beside the public development list;
   the file's sha256 is part of the profile's identity.
+
+A condition may place static obstacles on the lane (`obstacles:`, envs.ObstacleConfig's keys, `{}` for
+the defaults), which the teacher passes on a side drawn from the episode's seed (steerbench-tasks-v1.yaml:
+the obstacle task, its own protocol so that v1 and v2 stay as their stored results were made).
+Intervention mode is refused for such a condition: it measures the offset from the lane centre, which
+every pass exceeds.
 """
 
 from __future__ import annotations
@@ -33,13 +39,13 @@ import yaml
 
 from benchmark.common.config import ConfigError, build_config, parse_seeds
 from benchmark.common.files import sha256_file
-from envs import BUILTIN_TRACKS, TEST_SEEDS
+from envs import BUILTIN_TRACKS, TEST_SEEDS, ObstacleConfig
 
 from .records import EpisodeKey
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v2"
-CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed")
+CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed")
 MODES = ("crash", "intervention", "offpolicy", "replica")
 """crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
 offpolicy: the teacher drives the crash episode and the policy is only queried; replica: the teacher
@@ -76,6 +82,8 @@ class EvalEpisode:
     time [s]) of the vehicle disturbance (disturbed condition), seeded by the episode's seed."""
     disturbance_stream: int = 0
     """Which of the episode's disturbance sequences: 0 for every policy, 1 for the teacher's replica."""
+    obstacles: ObstacleConfig | None = None
+    """Static obstacles on the lane (obstacle conditions); the teacher's passing sides come from `seed`."""
     seen: bool = False
     """A built-in track that training uses (reported apart from the held-out tracks)."""
 
@@ -121,6 +129,8 @@ class ConditionSpec:
     """Disturbance: std of the lateral gust speed that pushes the car sideways [m/s]."""
     gust_tau_s: float = 0.0
     """... its correlation time [s] (0: white noise)."""
+    obstacles: ObstacleConfig | None = None
+    """Static obstacles on the episode's lane (envs.ObstacleConfig keys; {} for the defaults)."""
 
     @property
     def disturbance(self) -> tuple[float, float, float, float] | None:
@@ -271,7 +281,7 @@ class Protocol(ProtocolSpec):
                         key=EpisodeKey(name, condition, mode, k), track=track, track_seed=track_seed, seed=seed,
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
                         traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
-                        disturbance_stream=int(mode == "replica"), seen=is_seen))
+                        disturbance_stream=int(mode == "replica"), obstacles=spec.obstacles, seen=is_seen))
         return out
 
     def tracks_path(self, profile: str) -> Path | None:
@@ -345,9 +355,12 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
     missing = [f for f in required if f not in data]
     if missing:
         raise ProtocolError(f"{path}: missing {', '.join(missing)}")
-    for c in data["conditions"] or {}:
+    for c, s in (data["conditions"] or {}).items():
         if c not in CONDITIONS:
             raise ProtocolError(f"{path}: unknown condition {c!r}; the harness knows {', '.join(CONDITIONS)}")
+        if isinstance(s, dict) and "obstacles" in s and not isinstance(s["obstacles"], dict):
+            raise ProtocolError(f"{path}: conditions.{c}.obstacles must be a mapping of obstacle settings ({{}} for "
+                                f"the defaults), got {s['obstacles']!r}; leave the key out for no obstacles")
     try:
         spec = build_config(ProtocolSpec, {
             **data, "drift_bins": {k: tuple(v) for k, v in (data["drift_bins"] or {}).items()},
@@ -368,6 +381,10 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
             for c in getattr(prof, key):
                 if c not in spec.conditions:
                     raise ProtocolError(f"{path}: profiles.{name}.{key} names {c!r}, which is not a condition")
+        blocked = [c for c in prof.intervention_conditions if spec.conditions[c].obstacles is not None]
+        if blocked:
+            raise ProtocolError(f"{path}: profiles.{name}.intervention_conditions: {blocked[0]!r} has obstacles, whose "
+                                "passes exceed the safety driver's offset from the lane centre")
         for key in ("offpolicy_conditions", "floor_conditions"):
             extra = [c for c in getattr(prof, key) if c not in prof.conditions]
             if extra:
