@@ -125,14 +125,32 @@ def vs_above_text(diff: Any) -> str:
     return (f"{diff.difference:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}], p {diff.p_value:.2g}: {verdict}")
 
 
+def _identity_columns() -> list[Column]:
+    """The first columns of every board: rank, name, kind."""
+    return [
+        Column("rank", "#", "num", "asc", lambda e: e["_rank"], str, "Leaderboard rank"),
+        Column("name", "Name", "text", "asc", lambda e: e["card"]["name"], str),
+        Column("kind", "Kind", "text", "asc", lambda e: e["kind"], str, "submission or reference policy"),
+    ]
+
+
+def _card_columns() -> list[Column]:
+    """The last columns of every board, from the model card and the evaluation date."""
+    return [
+        Column("labels", "Labels", "num", "asc", lambda e: e["card"]["label_budget"], _count, "label budget"),
+        Column("env-steps", "Env steps", "num", "asc", lambda e: e["card"]["env_steps"], _count,
+               "environment steps used in training"),
+        Column("authors", "Authors", "text", "asc", lambda e: ", ".join(e["card"]["authors"]), str),
+        Column("date", "Date", "text", "asc", lambda e: e["date"], lambda v: str(v)[:10], "evaluation date (UTC)"),
+    ]
+
+
 def columns_v2(entries: list[dict]) -> list[Column]:
     """The table of a version-2 board: every score with its interval, and whether each entry
     separates from the one above it."""
     main = "disturbed"
     cols = [
-        Column("rank", "#", "num", "asc", lambda e: e["_rank"], str, "Leaderboard rank"),
-        Column("name", "Name", "text", "asc", lambda e: e["card"]["name"], str),
-        Column("kind", "Kind", "text", "asc", lambda e: e["kind"], str, "submission or reference policy"),
+        *_identity_columns(),
         Column("score", "Score [95% CI]", "num", "desc",
                lambda e: (_score(e)["value"], _score(e).get("low"), _score(e).get("high")), _interval(3),
                f"{SCORE_TEXT}; 95% cluster-bootstrap interval over the held-out tracks"),
@@ -163,11 +181,7 @@ def columns_v2(entries: list[dict]) -> list[Column]:
                    _paired(e, main).mistakes.covariate_shift_ratio, _paired(e, main).mistakes.ratio_low,
                    _paired(e, main).mistakes.ratio_high), _interval(2),
                "covariate-shift ratio: the mistake rate on the policy's own states over that on the teacher's"),
-        Column("labels", "Labels", "num", "asc", lambda e: e["card"]["label_budget"], _count, "label budget"),
-        Column("env-steps", "Env steps", "num", "asc", lambda e: e["card"]["env_steps"], _count,
-               "environment steps used in training"),
-        Column("authors", "Authors", "text", "asc", lambda e: ", ".join(e["card"]["authors"]), str),
-        Column("date", "Date", "text", "asc", lambda e: e["date"], lambda v: str(v)[:10], "evaluation date (UTC)"),
+        *_card_columns(),
     ]
     return cols
 
@@ -180,9 +194,7 @@ def columns(entries: list[dict]) -> list[Column]:
     if board_is_v2(entries):
         return columns_v2(entries)
     cols = [
-        Column("rank", "#", "num", "asc", lambda e: e["_rank"], str, "Leaderboard rank"),
-        Column("name", "Name", "text", "asc", lambda e: e["card"]["name"], str),
-        Column("kind", "Kind", "text", "asc", lambda e: e["kind"], str, "submission or reference policy"),
+        *_identity_columns(),
         Column("score", "Score", "num", "desc", lambda e: score_of(metrics_of(e))["value"], _fmt(3), SCORE_TEXT),
     ]
     for c in crash_conditions(entries):
@@ -202,11 +214,7 @@ def columns(entries: list[dict]) -> list[Column]:
         Column("cost", "J(T_max) nominal", "num", "asc",
                lambda e: _last(_get(metrics_of(e).crash(), "cumulative_cost")),
                _fmt(1), "cumulative cost at the last horizon, nominal condition"),
-        Column("labels", "Labels", "num", "asc", lambda e: e["card"]["label_budget"], _count, "label budget"),
-        Column("env-steps", "Env steps", "num", "asc", lambda e: e["card"]["env_steps"], _count,
-               "environment steps used in training"),
-        Column("authors", "Authors", "text", "asc", lambda e: ", ".join(e["card"]["authors"]), str),
-        Column("date", "Date", "text", "asc", lambda e: e["date"], lambda v: str(v)[:10], "evaluation date (UTC)"),
+        *_card_columns(),
     ]
     return cols
 

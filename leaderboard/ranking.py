@@ -36,8 +36,8 @@ from .outcomes import check_outcomes, score_interval
 SCORE_FORMULA = "score = (1/|C|) · Σ_{c∈C} S_c(T_max)"
 SCORE_MEANING = ("the mean over the crash-mode conditions C of the survival S_c(T_max) at the last horizon, with "
                  "equal weights")
-TIE_BREAKS = ("ties go to the lower mean |lateral offset| in the main condition, then the higher autonomy there, then "
-              "the earlier evaluation date, then the entry id")
+TIE_BREAKS = ("ties go to the lower mean |lateral offset| in the main condition (disturbed from protocol version 2 "
+              "on, nominal before), then the higher autonomy there, then the earlier evaluation date, then the entry id")
 SCORE_TEXT = f"{SCORE_MEANING}; {TIE_BREAKS}"
 DECIMALS = 9
 
