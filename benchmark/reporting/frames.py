@@ -39,6 +39,8 @@ def run(config: FramesConfig) -> Path:
 
     import envs  # noqa: F401  (registers the ids)
 
+    from .plots import save
+
     rows = [
         (f"built-in: {config.builtin}", dict(track=config.builtin)),
         (f"procedural: seed {config.procedural_seed}", dict(track="procedural", track_seed=config.procedural_seed)),
@@ -71,8 +73,6 @@ def run(config: FramesConfig) -> Path:
         env.close()
     fig.suptitle("SteerBench dashcam rig: exact views from the same state; ego car in red on the map", fontsize=12)
     fig.tight_layout()
-    out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    out = save(fig, config.out, dpi=110)
     plt.close(fig)
     return out

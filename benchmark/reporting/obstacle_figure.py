@@ -97,6 +97,8 @@ def run(config: ObstacleFigureConfig) -> Path:
     from envs.obstacles import box_corners
     from envs.topdown import draw_car, to_pixels
 
+    from .plots import save
+
     env, index, runs = _episodes(config)
     left, right = runs["left"], runs["right"]
     if not np.array_equal(left["frame0"], right["frame0"]):
@@ -147,8 +149,6 @@ def run(config: ObstacleFigureConfig) -> Path:
     twin.set_ylabel("offset from the lane centre [m] (dashed)")
     ax.set_title("the labels: opposite signs from the same states", fontsize=10)
     fig.tight_layout()
-    out = Path(config.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    out = save(fig, config.out, dpi=100)
     plt.close(fig)
     return out

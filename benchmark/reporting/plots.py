@@ -178,11 +178,11 @@ def _subtitle(fig: Figure, results: Sequence[Result], extra: str = "") -> None:
              wrap=True)
 
 
-def save(fig: Figure, path: str | Path) -> Path:
-    """Write a figure as PNG at the module's dpi."""
+def save(fig: Figure, path: str | Path, dpi: int = DPI) -> Path:
+    """Write a figure as PNG (at the module's dpi unless told), making its folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=dpi)
     return path
 
 
