@@ -46,14 +46,15 @@ from benchmark.evaluation.evaluate import (
     WorkerOutOfMemory,
     evaluate,
     results_from_records,
+    share_reference,
 )
+from benchmark.evaluation.records import read_records
 from benchmark.evaluation.results import Results
 
 from .common import ENTRY_SCHEMA_VERSION, REFERENCE_POLICIES, Rejected, entries_dir
 from .outcomes import check_outcomes, outcomes_of
 from .ranking import score_of
 from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
-
 
 LEADERBOARD_PROTOCOL = "steerbench-v1"
 """The protocol of the checked-in board. Its entries are being re-evaluated on steerbench-v2 (the
@@ -138,7 +139,9 @@ def run_evaluation(policy: str, run_name: str, options: EvaluationOptions, out: 
     A reference policy (our own teacher or straight-ahead code) is evaluated directly. A submitted
     model is evaluated in the sandbox (leaderboard.sandbox), which writes only the records into
     `out`; the metrics are then computed here, from those records read through the validating
-    reader, against the teacher's records (evaluated here, outside the sandbox)."""
+    reader, against the teacher's records (evaluated here, outside the sandbox). A reference's
+    evaluation of the whole profile becomes the protocol's shared drift reference
+    (benchmark.evaluation.evaluate.share_reference), which is then not evaluated a second time."""
     config = EvaluateConfig(
         policy=policy, name=run_name, protocol=options.protocol, profile=options.profile, out=out,
         workers=options.workers, group_size=options.group_size if group_size is None else group_size,
@@ -148,6 +151,8 @@ def run_evaluation(policy: str, run_name: str, options: EvaluationOptions, out: 
     try:
         if policy in REFERENCE_POLICIES:
             results = evaluate(config)
+            # the protocol's drift reference is this very evaluation: the learners reuse it
+            share_reference(policy, options.protocol, options.profile, read_records(Path(out) / "records.jsonl").records)
         else:
             out = Path(out).absolute()
             out.mkdir(parents=True, exist_ok=True)

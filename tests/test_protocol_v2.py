@@ -187,6 +187,33 @@ def test_a_learners_v2_records_are_whole_and_its_references_are_reused(tiny_v2):
     assert (root / "teacher" / "records.jsonl").stat().st_mtime_ns == before  # computed once, reused
 
 
+def test_a_reference_evaluated_elsewhere_becomes_the_shared_reference(tmp_path, monkeypatch):
+    """The leaderboard evaluates its teacher entry in its own folder: share_reference makes those
+    records the protocol's drift reference, so the learners' results do not evaluate it again."""
+    import benchmark.evaluation.evaluate as ev
+
+    monkeypatch.chdir(tmp_path)
+    config = EvaluateConfig(policy="teacher", name="board-teacher", protocol=str(TINY), profile="quick",
+                            drift_reference=False, progress=False, out=tmp_path / "board" / "teacher")
+    evaluate(config)
+    records = read_records(tmp_path / "board" / "teacher" / "records.jsonl").records
+    assert not ev.share_reference("teacher", str(TINY), "quick", records[:-1])  # only whole profiles
+    assert ev.share_reference("teacher", str(TINY), "quick", records[::-1])
+    assert not ev.share_reference("teacher", str(TINY), "quick", records)  # a complete one is left alone
+    shared = read_records(tmp_path / "results" / "steerbench-tiny-v2" / "quick" / "teacher" / "records.jsonl")
+    assert shared.meta["policy"]["name"] == "teacher" and not shared.dropped
+    order = [str(e.key) for e in load_protocol(str(TINY)).episodes("quick", teacher=True)]
+    assert [r.key for r in shared.records] == order  # in the protocol's order
+    assert sorted(json.dumps(r.to_json()) for r in shared.records) == sorted(json.dumps(r.to_json()) for r in records)
+
+    def no_second_evaluation(config):
+        raise AssertionError(f"evaluated {config.policy} again")
+
+    monkeypatch.setattr(ev, "evaluate", no_second_evaluation)
+    again = ev.reference_records("teacher", str(TINY), "quick", config, ["disturbed"])
+    assert {r.key for r in again} == {r.key for r in records}
+
+
 def test_noisy_teacher_noise_depends_on_track_and_step_only():
     a, b = NoisyTeacher(), NoisyTeacher()
     a.reset(2)

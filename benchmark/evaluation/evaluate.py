@@ -421,6 +421,32 @@ def reference_records(kind: str, protocol_ref: str, profile: str, config: Evalua
     return [r for r in records if r.key in needed]
 
 
+def share_reference(kind: str, protocol_ref: str, profile: str, records: list[EpisodeRecord]) -> bool:
+    """Make the records of a reference policy evaluated elsewhere (the leaderboard's work folder) the
+    protocol's shared reference, so that `reference_records` does not evaluate it a second time.
+
+    A reference policy's records do not depend on its run's name (it acts on the state, with no
+    rng of its own), so they are the reference's own. Only whole profiles are shared, and an existing
+    complete reference is left alone. Returns whether the reference folder was written."""
+    protocol = load_protocol(protocol_ref)
+    episodes = protocol.episodes(profile, teacher=kind == "teacher")
+    path = default_out(protocol.name, profile, kind) / "records.jsonl"
+    needed = {str(e.key) for e in episodes}
+    if not needed <= {r.key for r in records}:
+        return False
+    order = {str(e.key): i for i, e in enumerate(episodes)}
+    keep = sorted((r for r in records if r.key in needed), key=lambda r: order[r.key])
+    meta = _meta(protocol, profile, policy_spec(kind), sorted({e.condition for e in episodes}))
+    try:  # an evaluation running in that folder now is left to finish it
+        with exclusive_lock(path.parent / ".lock", wait=False):
+            if needed <= {r.key for r in read_records(path).records}:
+                return False
+            write_records(path, meta, keep)
+    except LockedError:
+        return False
+    return True
+
+
 def _meta(protocol, profile: str, spec: PolicySpec, conditions: list[str]) -> RecordsMeta:
     """The records' header; a profile with a separate track list adds that list's sha256."""
     return RecordsMeta(protocol.name, protocol.sha256, profile, spec.ref(), conditions,
