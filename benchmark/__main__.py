@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "video": ("benchmark.reporting.video", "VideoConfig"),
     "calibrate-disturbance": ("benchmark.evaluation.calibration", "CalibrateConfig"),
     "bench": ("benchmark.reporting.bench", "BenchConfig"),
+    "causal-confusion": ("benchmark.training.causal_confusion", "CausalConfusionConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -51,6 +52,7 @@ SUMMARIES = {
     "video": "replay one evaluation episode exactly and write it as a video (MP4 and animated WebP)",
     "calibrate-disturbance": "the teacher's survival and offset under the disturbed condition, level by level",
     "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
+    "causal-confusion": "BC with and without a steering gauge in the frame (and a remedy): the loss-vs-driving gap",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",

@@ -4,7 +4,8 @@ The ego car (highway-env's kinematic bicycle) drives at the track's cruise speed
 steers, with the path curvature as its action. The observation is the centre camera's RGB frame.
 Optional traffic is highway-env's IDM vehicles, optional obstacles static boxes on the lane
 (envs.obstacles), which the teacher passes on a side drawn per episode; touching either is a
-collision. `info` reports the state a benchmark needs (offset from the lane centre, heading error, the
+collision. An optional dashboard gauge (envs.indicator) shows the curvature executed at the previous
+step in a corner of each frame: the causal-confusion task. `info` reports the state a benchmark needs (offset from the lane centre, heading error, the
 teacher's action, progress, failures) and a dict of named reward terms.
 """
 
@@ -24,6 +25,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from benchmark.common.config import ConfigError, build_config, require
 
 from .camera import Box, Camera, CameraConfig, map_texture
+from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import (
     CAR_RADIUS_M,
     SIDE_STREAM,
@@ -144,6 +146,15 @@ def _obstacle_config(obstacles: Any) -> ObstacleConfig | None:
     return build_config(ObstacleConfig, obstacles, where="obstacles")
 
 
+def _indicator_config(indicator: Any) -> IndicatorConfig | None:
+    """None (no gauge) for None or False; the defaults for True; else IndicatorConfig's keys."""
+    if indicator is None or indicator is False:
+        return None
+    if indicator is True:
+        return IndicatorConfig()
+    return build_config(IndicatorConfig, indicator, where="indicator")
+
+
 class DrivingEnv(gym.Env):
     """Steer a car along its lane from dashcam frames. See the module docstring."""
 
@@ -151,7 +162,7 @@ class DrivingEnv(gym.Env):
 
     def __init__(self, track: str | Track = "racetrack", *, track_seed: int | None = None,
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
-                 obstacles: Any = None, config: Any = None, render_mode: str | None = None):
+                 obstacles: Any = None, indicator: Any = None, config: Any = None, render_mode: str | None = None):
         self.track = resolve_track(track, track_seed, track_file)
         self.track_seed = int(track_seed) if track == "procedural" else None
         self.camera_config = build_config(CameraConfig, camera, where="camera")
@@ -161,6 +172,8 @@ class DrivingEnv(gym.Env):
                 and self.obstacle_config.lane >= self.track.lanes:
             raise ConfigError(f"obstacles: lane {self.obstacle_config.lane} is not a lane of {self.track.name} "
                               f"(lanes 0..{self.track.lanes - 1})")
+        self.indicator_config = _indicator_config(indicator)
+        self._executed = 0.0  # the curvature the gauge shows: executed at the previous step
         self._layouts: dict[int, list[Obstacle]] = {}
         self._side_rng: np.random.Generator | None = None
         self.config = build_config(EnvConfig, config, where="config")
@@ -221,6 +234,7 @@ class DrivingEnv(gym.Env):
         self._steps = 0
         self._spawn_traffic()
         self._update_state()
+        self._executed = 0.0
         self.last_frame = self._observation()
         return self.last_frame, self._info()
 
@@ -314,6 +328,7 @@ class DrivingEnv(gym.Env):
         truncated = self._steps >= self.config.max_steps or (
             not self.track.closed and self._s >= self.path.length - 30.0
         )
+        self._executed = kappa
         self.last_frame = self._observation()
         reward = info["rewards"]["lane_centering"] * info["rewards"]["on_road"] * info["rewards"]["no_collision"]
         return self.last_frame, float(reward), bool(terminated), bool(truncated), info
@@ -411,9 +426,13 @@ class DrivingEnv(gym.Env):
         return self.camera.render(self.map, cx, cy, h, self._boxes())
 
     def _observation(self) -> np.ndarray:
-        """The centre camera's frame, or the constant black frame without render_observation."""
+        """The centre camera's frame (with the steering gauge, if any), or the constant black frame
+        without render_observation."""
         if self.config.render_observation:
-            return self.render_view()
+            frame = self.render_view()
+            if self.indicator_config is not None:
+                draw_indicator(frame, self._executed, self.indicator_config)
+            return frame
         if self._blank is None:
             self._blank = np.zeros(self.observation_space.shape, np.uint8)
             self._blank.flags.writeable = False

@@ -25,6 +25,12 @@ the defaults), which the teacher passes on a side drawn from the episode's seed 
 the obstacle task, its own protocol so that v1 and v2 stay as their stored results were made).
 Intervention mode is refused for such a condition: it measures the offset from the lane centre, which
 every pass exceeds.
+
+A condition may draw a steering gauge into the frames (`indicator:`, envs.IndicatorConfig's keys),
+showing the curvature executed at the previous step: the causal-confusion task
+(steerbench-causal-v1.yaml). `seeds_of: <condition>` gives a condition the episode seeds of another
+one, so that the two pair episode by episode (the same start states and disturbances, with and
+without the gauge).
 """
 
 from __future__ import annotations
@@ -39,13 +45,14 @@ import yaml
 
 from benchmark.common.config import ConfigError, build_config, parse_seeds
 from benchmark.common.files import sha256_file
-from envs import BUILTIN_TRACKS, TEST_SEEDS, ObstacleConfig
+from envs import BUILTIN_TRACKS, TEST_SEEDS, IndicatorConfig, ObstacleConfig
 
 from .records import EpisodeKey
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v2"
-CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed")
+CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed",
+              "indicator", "indicator_disturbed")
 MODES = ("crash", "intervention", "offpolicy", "replica")
 """crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
 offpolicy: the teacher drives the crash episode and the policy is only queried; replica: the teacher
@@ -84,6 +91,8 @@ class EvalEpisode:
     """Which of the episode's disturbance sequences: 0 for every policy, 1 for the teacher's replica."""
     obstacles: ObstacleConfig | None = None
     """Static obstacles on the lane (obstacle conditions); the teacher's passing sides come from `seed`."""
+    indicator: IndicatorConfig | None = None
+    """The steering gauge drawn into the frames (causal-confusion conditions)."""
     seen: bool = False
     """A built-in track that training uses (reported apart from the held-out tracks)."""
 
@@ -131,6 +140,12 @@ class ConditionSpec:
     """... its correlation time [s] (0: white noise)."""
     obstacles: ObstacleConfig | None = None
     """Static obstacles on the episode's lane (envs.ObstacleConfig keys; {} for the defaults)."""
+    indicator: IndicatorConfig | None = None
+    """A steering gauge in each frame showing the previous executed curvature (envs.IndicatorConfig
+    keys; {} for the defaults)."""
+    seeds_of: str | None = None
+    """Another condition whose episode seeds (so its start states and disturbances) this one reuses,
+    so that the two pair episode by episode (a task against its plain twin). None: its own."""
 
     @property
     def disturbance(self) -> tuple[float, float, float, float] | None:
@@ -268,7 +283,8 @@ class Protocol(ProtocolSpec):
                 if condition not in wanted or (is_seen and mode in SEED_MODE):
                     continue  # offpolicy and replica serve the held-out tracks' metrics only
                 spec = self.conditions[condition]
-                c_index, m_index = self.condition_index(condition), MODES.index(SEED_MODE.get(mode, mode))
+                c_index = self.condition_index(spec.seeds_of or condition)
+                m_index = MODES.index(SEED_MODE.get(mode, mode))
                 for k in range(int(p.episodes)):
                     rng = np.random.default_rng([self.seed, t_index, c_index, m_index, k])
                     seed = int(rng.integers(2**31))
@@ -281,7 +297,8 @@ class Protocol(ProtocolSpec):
                         key=EpisodeKey(name, condition, mode, k), track=track, track_seed=track_seed, seed=seed,
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
                         traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
-                        disturbance_stream=int(mode == "replica"), obstacles=spec.obstacles, seen=is_seen))
+                        disturbance_stream=int(mode == "replica"), obstacles=spec.obstacles,
+                        indicator=spec.indicator, seen=is_seen))
         return out
 
     def tracks_path(self, profile: str) -> Path | None:
@@ -358,9 +375,14 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
     for c, s in (data["conditions"] or {}).items():
         if c not in CONDITIONS:
             raise ProtocolError(f"{path}: unknown condition {c!r}; the harness knows {', '.join(CONDITIONS)}")
-        if isinstance(s, dict) and "obstacles" in s and not isinstance(s["obstacles"], dict):
-            raise ProtocolError(f"{path}: conditions.{c}.obstacles must be a mapping of obstacle settings ({{}} for "
-                                f"the defaults), got {s['obstacles']!r}; leave the key out for no obstacles")
+        for key, what in (("obstacles", "obstacle"), ("indicator", "indicator")):
+            if isinstance(s, dict) and key in s and not isinstance(s[key], dict):
+                raise ProtocolError(f"{path}: conditions.{c}.{key} must be a mapping of {what} settings ({{}} for "
+                                    f"the defaults), got {s[key]!r}; leave the key out for no {key}")
+        twin = s.get("seeds_of") if isinstance(s, dict) else None
+        if twin is not None and (twin not in (data["conditions"] or {}) or twin == c):
+            raise ProtocolError(f"{path}: conditions.{c}.seeds_of must name another condition of this protocol, "
+                                f"got {twin!r}")
     try:
         spec = build_config(ProtocolSpec, {
             **data, "drift_bins": {k: tuple(v) for k, v in (data["drift_bins"] or {}).items()},

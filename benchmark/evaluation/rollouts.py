@@ -55,8 +55,8 @@ class Evaluation(Lockstep[EvalEpisode]):
         config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode != "intervention", "policy_hz": self.hz}
         if not self.render:
             config["render_observation"] = False
-        env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, obstacles=ep.obstacles, config=config,
-                         **self.env_kwargs)
+        env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, obstacles=ep.obstacles,
+                         indicator=ep.indicator, config=config, **self.env_kwargs)
         if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
             env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
         if ep.mode == "offpolicy":

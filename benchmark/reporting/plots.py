@@ -63,7 +63,8 @@ FIXED_COLORS = {"teacher": "#222222", "straight": "#8c8c8c"}
 GUIDE_COLOR = "#9a9a9a"
 
 
-Condition = Literal["nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed"]
+Condition = Literal["nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed",
+                    "indicator", "indicator_disturbed"]
 assert get_args(Condition) == CONDITIONS, "keep Condition in step with benchmark.evaluation.protocol.CONDITIONS"
 
 

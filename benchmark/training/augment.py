@@ -19,6 +19,11 @@ exact). Each such sample is labelled by a rule:
 Photometric augmentation uses albumentations (brightness and contrast, colour, shadows, blur,
 noise). Curvature-balanced sampling draws steps with weights inversely proportional to how common
 their curvature label is, so curves are oversampled as in PilotNet's data.
+
+The causal-confusion task draws the dashboard steering gauge (envs.indicator) into every training
+frame, showing the executed action recorded at the episode's previous step (0 at its first step),
+exactly as the environment's indicator conditions draw it; `indicator_dropout` leaves it out of a
+fraction of the samples (a remedy to test).
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ import numpy as np
 
 from benchmark.common.config import require
 from benchmark.data.dataset import Dataset
-from envs import Camera, CameraConfig, Teacher, TeacherConfig, map_texture, track_by_name
+from envs import Camera, CameraConfig, IndicatorConfig, Teacher, TeacherConfig, map_texture, track_by_name
+from envs.indicator import blank_indicator, draw_indicator
 from envs.teacher import return_to_centre_curvature
 from envs.vehicle import clip_curvature, lens_position, virtual_pose
 
@@ -67,6 +73,11 @@ class AugmentConfig:
     """Oversample curves: sampling weights inversely proportional to the curvature label density."""
     target: Literal["teacher", "executed"] = "teacher"
     """Centre-camera target: the teacher's label, or the executed action (to clone a person's driving)."""
+    steering_indicator: bool = False
+    """Draw the steering gauge of the previous step's executed action into every frame (the
+    causal-confusion task; the gauge of envs.IndicatorConfig's defaults, as steerbench-causal-v1 draws it)."""
+    indicator_dropout: float = 0.0
+    """With steering_indicator: probability that a sample's gauge shows no reading (a remedy to test)."""
 
     def __post_init__(self) -> None:
         require(self.label_rule in ("fixed", "return", "teacher"),
@@ -77,6 +88,9 @@ class AugmentConfig:
                 "probabilities must be in [0, 1]")
         require(self.max_shift_m >= 0 and self.max_yaw_rad >= 0, "max_shift_m and max_yaw_rad must be non-negative")
         require(self.target in ("teacher", "executed"), f"target must be teacher or executed, got {self.target!r}")
+        require(0.0 <= self.indicator_dropout <= 1.0, f"indicator_dropout must be in [0, 1], got {self.indicator_dropout}")
+        require(self.steering_indicator or self.indicator_dropout == 0.0,
+                "indicator_dropout needs steering_indicator")
 
 
 # --- viewpoint synthesis -----------------------------------------------------------------------
@@ -200,6 +214,8 @@ class SampleMaker:
         self.renderer = ViewRenderer(self.camera, teacher) if (
             config.synthetic_method == "render" or config.label_rule == "teacher") else None
         self.photo = photometric_pipeline(config.photometric_prob, seed) if config.photometric else None
+        self.indicator = IndicatorConfig() if config.steering_indicator else None
+        self.previous_action = previous_actions(idx) if config.steering_indicator else None
         if config.synthetic_prob > 0 and (config.synthetic_method == "render" or config.label_rule == "teacher"):
             for name in np.unique(self.tracks):
                 try:  # fail early, with the track's name, if it cannot be rebuilt
@@ -280,7 +296,48 @@ class SampleMaker:
                 labels[j] = self.label(i, base + shifts[j], yaws[j], int(cams[j]), True)
             else:
                 labels[j] = self.label(i, base, 0.0, int(cams[j]), False)
+        if self.indicator is not None:  # a dashboard overlay: after the view synthesis, under the weather
+            dropped = rng.random(n) < c.indicator_dropout
+            for j, i in enumerate(steps):
+                if dropped[j]:
+                    blank_indicator(frames[j], self.indicator)
+                else:
+                    draw_indicator(frames[j], self.previous_action[i], self.indicator)
         if self.photo is not None:
             for j in range(n):
                 frames[j] = self.photo(image=frames[j])["image"]
         return frames, labels
+
+
+def previous_actions(index) -> np.ndarray:
+    """Per step of a dataset index, the executed action of the same episode's previous step (0 at an
+    episode's first step): what the steering gauge shows. An episode is one (episode, round, source)
+    of the index; its steps may be interleaved with other episodes' (lockstep collection)."""
+    if index["action"].isna().any():
+        raise ValueError("the steering indicator needs the recorded executed actions, and some are missing (NaN)")
+    keys = [c for c in ("episode", "round", "source") if c in index]
+    rows = index[keys + ["step", "action"]].reset_index(drop=True)
+    before = rows.assign(step=rows["step"] + 1)[keys + ["step", "action"]].rename(columns={"action": "previous"})
+    if before.duplicated(keys + ["step"]).any():
+        raise ValueError("the steering indicator needs one row per episode and step; this dataset repeats some")
+    merged = rows[keys + ["step"]].merge(before, on=keys + ["step"], how="left", validate="one_to_one")
+    out = merged["previous"].to_numpy(np.float64)
+    out = np.where(np.isnan(out), 0.0, out)  # an episode's first step: no previous action
+    return out
+
+
+def validation_overlay(dataset: Dataset, config: AugmentConfig):
+    """What validation does to the recorded centre frames of `steps` (in place): with
+    steering_indicator, the gauge of the previous action, always drawn (the held-out demonstrations as
+    the model sees them in its condition); otherwise nothing."""
+    if not config.steering_indicator:
+        return lambda frames, steps: frames
+    previous, gauge_config = previous_actions(dataset.index), IndicatorConfig()
+
+    def overlay(frames: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        for j, i in enumerate(steps):
+            draw_indicator(frames[j], previous[i], gauge_config)
+        return frames
+
+    return overlay
+

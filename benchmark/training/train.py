@@ -31,7 +31,7 @@ from models import ModelConfig, build_model, load_model, save_model
 from models.config import Head
 
 from . import precision as P
-from .augment import AugmentConfig, SampleMaker
+from .augment import AugmentConfig, SampleMaker, validation_overlay
 
 
 @dataclass(frozen=True)
@@ -443,13 +443,14 @@ def _evaluate(model, measure, dataset: Dataset, steps: np.ndarray, config: Train
     model.eval()
     total, count = 0.0, 0
     recurrent = bool(getattr(model, "recurrent", False))
+    overlay = validation_overlay(dataset, config.augment)
     with torch.inference_mode():
         if recurrent:  # whole validation sequences in episode order, state carried
             state = None
             episodes = dataset.index["episode"].to_numpy()[steps]
             for ep in np.unique(episodes):
                 s = steps[episodes == ep]
-                frames = torch.from_numpy(dataset.frames(s, 1)).to(device)[None]
+                frames = torch.from_numpy(overlay(dataset.frames(s, 1), s)).to(device)[None]
                 y = torch.from_numpy(dataset.index["label_center"].to_numpy(np.float32)[s]).to(device).reshape(-1, 1)
                 out, state = model.forward_sequence(frames, None)
                 total += float(measure(out.reshape(-1, out.shape[-1]), y)) * len(s)
@@ -458,7 +459,7 @@ def _evaluate(model, measure, dataset: Dataset, steps: np.ndarray, config: Train
             labels = dataset.index["label_center"].to_numpy(np.float32)
             for i in range(0, len(steps), 256):
                 s = steps[i: i + 256]
-                x = torch.from_numpy(dataset.frames(s, 1)).to(device)
+                x = torch.from_numpy(overlay(dataset.frames(s, 1), s)).to(device)
                 y = torch.from_numpy(labels[s]).to(device).reshape(-1, 1)
                 total += float(measure(model(x), y)) * len(s)
                 count += len(s)

@@ -1,0 +1,234 @@
+"""`python -m benchmark causal-confusion`: BC with and without the steering gauge, on the same data.
+
+de Haan et al. (2019): a frame that shows the car's own previous action lets behaviour cloning read
+that action instead of the road. This study trains PilotNet three times on one recorded dataset (the
+zoo's BC demonstrations by default), with the same seed and budget:
+
+- `plain`:   the frames as recorded;
+- `gauge`:   every frame carries the dashboard gauge of the previous step's executed action
+             (envs.indicator), as steerbench-causal-v1's twin conditions draw it;
+- `dropout`: the gauge, but with no reading on half of the training samples (a remedy to test).
+
+Each is exported to ONNX and evaluated on steerbench-causal-v1 (quick by default): `plain` on the plain
+conditions (disturbed, nominal), the others on their twins (indicator_disturbed, indicator), which have
+the same episode seeds, so every comparison pairs by track (McNemar's exact test on crashes). The
+held-out loss is the mean squared error on the validation episodes of training (the gauge drawn for
+the gauge models), with a cluster-bootstrap interval over those episodes; eps_off, the mistake rate on
+the teacher's own test trajectories, is the closed-loop protocol's held-out measure.
+
+Everything resumes: a trained variant (its model/) and finished evaluation groups are kept in `out`.
+The report (markdown and a figure) goes to `report`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from benchmark.common.files import write_json_atomic, write_text_atomic
+
+from .augment import AugmentConfig, validation_overlay
+from .train import TrainConfig, split_episodes
+
+VARIANTS = ("plain", "gauge", "dropout")
+CONDITIONS = {"plain": ("disturbed", "nominal"), "gauge": ("indicator_disturbed", "indicator"),
+              "dropout": ("indicator_disturbed", "indicator")}
+"""The conditions each variant is evaluated on: the disturbed one first (the comparison's main one)."""
+BOOTSTRAP_SEED = 20261402
+
+
+@dataclass(frozen=True)
+class CausalConfusionConfig:
+    """Train BC with and without the steering gauge on one dataset; evaluate and report the gap."""
+
+    data: Path = Path("runs/baselines/bc/data")
+    """The demonstrations (a dataset directory; `make baselines` records the zoo's BC data here)."""
+    out: Path = Path("runs/causal-confusion")
+    """Working directory: one folder per variant (training run, model.onnx, evaluation)."""
+    report: Path = Path("docs/causal-confusion")
+    """Where the report goes: <report>.md and <report>.png."""
+    variants: tuple[str, ...] = VARIANTS
+    """Variants to train and evaluate (plain, gauge, dropout)."""
+    dropout: float = 0.5
+    """The dropout variant's probability that a training sample's gauge shows no reading."""
+    epochs: int = 15
+    """Training epochs (the zoo's BC: 15)."""
+    seed: int = 0
+    """Seed of the initial weights, the split and the batches (the same for every variant)."""
+    precision: Literal["auto", "bf16", "float32"] = "float32"
+    """Training precision (float32, as the zoo's BC)."""
+    protocol: str = "steerbench-causal-v1"
+    """The protocol with the gauge conditions and their plain twins."""
+    profile: str = "quick"
+    """Protocol profile."""
+    workers: int = 2
+    """Evaluation worker processes."""
+    threads: int = 0
+    """CPU threads for torch training (0: all cores)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def train_config(variant: str, config: CausalConfusionConfig) -> TrainConfig:
+    """The variant's TrainConfig: the zoo's BC recipe, the gauge as the only difference."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; variants are: {', '.join(VARIANTS)}")
+    augment = AugmentConfig(steering_indicator=variant != "plain",
+                            indicator_dropout=config.dropout if variant == "dropout" else 0.0)
+    return TrainConfig(data=Path(config.data), out=Path(config.out) / variant / "train", epochs=config.epochs,
+                       seed=config.seed, precision=config.precision, threads=config.threads,
+                       progress=config.progress, augment=augment)
+
+
+def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
+    """Mean squared error [(1/m)^2] of the centre label on the validation episodes, with a 95%
+    cluster-bootstrap interval over episodes (the frames as the variant sees them)."""
+    import torch
+
+    from benchmark.data.dataset import Dataset
+    from benchmark.evaluation.statistics import cluster_bootstrap
+    from models import load_model
+
+    dataset = Dataset.open(cfg.data)
+    _, val = split_episodes(dataset, cfg.val_fraction, cfg.seed)
+    model = load_model(model_dir)
+    overlay = validation_overlay(dataset, cfg.augment)
+    labels = dataset.index["label_center"].to_numpy(np.float32)
+    errors = []
+    with torch.inference_mode():
+        for i in range(0, len(val), 256):
+            s = val[i: i + 256]
+            out = model(torch.from_numpy(overlay(dataset.frames(s, 1), s)))
+            pred = model.curvature(out)
+            errors.append((pred.reshape(-1).numpy().astype(np.float64) - labels[s]) ** 2)
+    se = np.concatenate(errors)
+    episodes = dataset.index["episode"].to_numpy()[val]
+    mean, low, high = cluster_bootstrap(se, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
+    return {"mse": mean, "low": low, "high": high, "samples": int(se.size), "episodes": int(len(np.unique(episodes)))}
+
+
+def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
+    """Train (or reuse), export and evaluate one variant; its summary row."""
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from models import load_model
+    from models.onnx_export import export_onnx
+
+    from .train import fit
+
+    cfg = train_config(variant, config)
+    model_dir = cfg.out / "model"
+    if not (model_dir / "config.json").is_file():
+        fit(cfg)
+    onnx = Path(config.out) / variant / "model.onnx"
+    if not onnx.is_file():
+        export_onnx(load_model(model_dir), onnx)
+    results = evaluate(EvaluateConfig(policy=str(onnx), name=f"causal-{variant}", protocol=config.protocol,
+                                      profile=config.profile, conditions=CONDITIONS[variant], workers=config.workers,
+                                      out=Path(config.out) / variant / "eval", progress=config.progress))
+    row = {"variant": variant, "gauge": variant != "plain", "dropout": cfg.augment.indicator_dropout,
+           "heldout": heldout_loss(model_dir, cfg), "conditions": {}}
+    from benchmark.evaluation.records import read_records
+
+    records = read_records(Path(config.out) / variant / "eval" / "records.jsonl").records
+    for c in CONDITIONS[variant]:
+        paired = results.metrics.conditions[c].paired
+        crashed = {r.track: r.status == "crashed" for r in records if r.condition == c and r.mode == "crash"}
+        row["conditions"][c] = {
+            "crashes": paired.crashes.k, "n": paired.crashes.n, "low": paired.crashes.low, "high": paired.crashes.high,
+            "eps_off": None if paired.mistakes.eps_off is None else paired.mistakes.eps_off.rate,
+            "eps_on": paired.mistakes.eps_on.rate,
+            "crashed": crashed}
+    write_json_atomic(Path(config.out) / variant / "summary.json", row)
+    return row
+
+
+def run(config: CausalConfusionConfig) -> dict:
+    rows = {v: run_variant(v, config) for v in config.variants}
+    text = report(rows, config)
+    Path(config.report).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(f"{config.report}.md"), text)
+    figure(rows, Path(f"{config.report}.png"))
+    return {"report": f"{config.report}.md", "variants": list(rows)}
+
+
+def _paired(a: dict, b: dict) -> tuple[int, int, float]:
+    """(b, c, p): tracks where only A crashed, only B crashed, McNemar's exact p."""
+    from benchmark.evaluation.statistics import mcnemar_exact
+
+    tracks = sorted(set(a) & set(b))
+    only_a = sum(a[t] and not b[t] for t in tracks)
+    only_b = sum(b[t] and not a[t] for t in tracks)
+    return only_a, only_b, mcnemar_exact(only_a, only_b)
+
+
+def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
+    lines = [
+        "# Causal confusion: BC with a steering gauge in the frame",
+        "",
+        f"Made by `python -m benchmark causal-confusion` (protocol {config.protocol}, profile {config.profile}; "
+        f"data `{config.data}`, {config.epochs} epochs, seed {config.seed}). The three models differ only in the "
+        "gauge (envs/indicator.py). `plain` is evaluated on the plain conditions, the gauge models on their "
+        "twins, which have the same episode seeds; McNemar's exact test pairs the crash outcomes by track.",
+        "",
+        "| model | gauge in training | held-out MSE [1e-6 (1/m)^2] [95% CI] | crashes, disturbed [95% CI] | "
+        "vs. plain (only plain / only this, p) | eps_off, disturbed | eps_on, disturbed | crashes, nominal [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    plain = rows.get("plain")
+    for v, row in rows.items():
+        dist, nom = (row["conditions"][c] for c in CONDITIONS[v])
+        h = row["heldout"]
+        gauge = "no" if not row["gauge"] else ("yes" if not row["dropout"] else f"yes, {row['dropout']:.0%} without a reading")
+        if plain is not None and v != "plain":
+            b, c, p = _paired(plain["conditions"]["disturbed"]["crashed"], dist["crashed"])
+            versus = f"{b} / {c}, p = {p:.2g}"
+        else:
+            versus = "-"
+        eps_off = "-" if dist["eps_off"] is None else f"{dist['eps_off']:.3f}"
+        lines.append(
+            f"| {v} | {gauge} | {h['mse'] * 1e6:.2f} [{h['low'] * 1e6:.2f}, {h['high'] * 1e6:.2f}] | "
+            f"{dist['crashes']}/{dist['n']} [{dist['low']:.2f}, {dist['high']:.2f}] | {versus} | {eps_off} | "
+            f"{dist['eps_on']:.3f} | {nom['crashes']}/{nom['n']} [{nom['low']:.2f}, {nom['high']:.2f}] |")
+    lines += ["", "Held-out MSE: the training run's validation episodes "
+              f"({next(iter(rows.values()))['heldout']['episodes']} episodes, "
+              f"{next(iter(rows.values()))['heldout']['samples']} steps), the gauge drawn for the gauge models; "
+              "its interval is a cluster bootstrap over episodes (4,000 draws). eps_off / eps_on: the share of steps "
+              "with |a - a*| > tau on the teacher's trajectories of the test episodes / on the model's own.", ""]
+    return "\n".join(lines)
+
+
+def figure(rows: dict[str, dict], path: Path) -> None:
+    """Held-out MSE against the disturbed crash rate, one point per variant, with both intervals."""
+    from matplotlib.figure import Figure
+
+    from benchmark.reporting.plots import save
+
+    fig = Figure(figsize=(5.5, 3.8))
+    ax = fig.add_subplot()
+    colours = {"plain": "#1f77b4", "gauge": "#d62728", "dropout": "#2ca02c"}
+    for v, row in rows.items():
+        h, d = row["heldout"], row["conditions"][CONDITIONS[v][0]]
+        rate = d["crashes"] / d["n"] if d["n"] else math.nan
+        ax.errorbar(h["mse"] * 1e6, rate,  # (a percentile interval need not hold the mean: clipped at 0)
+                    xerr=[[max(0.0, h["mse"] - h["low"]) * 1e6], [max(0.0, h["high"] - h["mse"]) * 1e6]],
+                    yerr=[[max(0.0, rate - d["low"])], [max(0.0, d["high"] - rate)]], fmt="o", capsize=3, color=colours.get(v), label=v)
+    ax.set_xlabel("held-out MSE on demonstrations [1e-6 (1/m)$^2$]")
+    ax.set_ylabel("crash rate, disturbed (95% CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(left=0)
+    ax.legend(frameon=False)
+    ax.set_title("Causal confusion: lower loss, worse driving?", fontsize=10)
+    save(fig, path)
+
+
+def summary_rows(out: Path) -> list[dict]:
+    """The summaries written so far (for tests and the README)."""
+    return [json.loads(p.read_text()) for p in sorted(Path(out).glob("*/summary.json"))]
+
+
+__all__ = ["CausalConfusionConfig", "heldout_loss", "run", "train_config"]
