@@ -306,7 +306,7 @@ def test_plot_config_from_the_command_line(results_dirs, tmp_path):
         parser.parse_args(["--out", str(tmp_path)])  # --results is required
     help_text = " ".join(parser.format_help().split())
     assert "results.json" in help_text and "(default: nominal)" in help_text
-    assert "{nominal,perturbed,photometric,traffic,disturbed,obstacles,obstacles_disturbed}" in help_text
+    assert "{nominal,perturbed,photometric,traffic,disturbed,obstacles,obstacles_disturbed,indicator,indicator_disturbed}" in help_text
     with pytest.raises(ValueError, match="at least one"):
         plots.PlotConfig(results=())
     with pytest.raises(ValueError, match="unknown condition"):
