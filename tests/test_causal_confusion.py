@@ -16,22 +16,24 @@ from envs import MAX_CURVATURE, DrivingEnv, IndicatorConfig, draw_indicator
 from envs.indicator import BACKGROUND, FILL, TICK, blank_indicator, gauge
 
 CONFIG = IndicatorConfig()
+HAND = IndicatorConfig(full_scale_per_m=0.1, width_px=48, height_px=6, margin_px=2)
+"""A small gauge whose pixels are computed by hand below."""
 
 
 def test_the_gauge_fills_from_the_centre_by_the_curvature_with_a_fractional_last_pixel():
-    zero = gauge(0.0, CONFIG)
+    zero = gauge(0.0, HAND)
     assert zero.shape == (6, 48, 3)
     assert (zero[:2, 23:25] == TICK).all() and (zero[2:] == BACKGROUND).all()  # the tick, nothing filled
     # +0.0525 1/m = 0.525 of full scale = 12.6 of the 24 right-hand columns: 12 full, the 13th at 0.6
-    right = gauge(0.0525, CONFIG)[4]
+    right = gauge(0.0525, HAND)[4]
     assert (right[:24] == BACKGROUND).all() and (right[24:36] == FILL).all()
     assert tuple(right[36]) == tuple(round(b + 0.6 * (f - b)) for b, f in zip(BACKGROUND, FILL))
     assert (right[37:] == BACKGROUND).all()
-    left = gauge(-0.0525, CONFIG)[4]
+    left = gauge(-0.0525, HAND)[4]
     assert (left[::-1] == right).all()  # a left turn is the mirror image
-    assert (gauge(0.5, CONFIG)[4] == gauge(0.1, CONFIG)[4]).all()  # clipped at full scale
-    assert (gauge(0.1, CONFIG)[4, 24:] == FILL).all()
-    blank = blank_indicator(np.zeros((66, 200, 3), np.uint8), CONFIG)
+    assert (gauge(0.5, HAND)[4] == gauge(0.1, HAND)[4]).all()  # clipped at full scale
+    assert (gauge(0.1, HAND)[4, 24:] == FILL).all()
+    blank = blank_indicator(np.zeros((66, 200, 3), np.uint8), HAND)
     assert (blank[58:64, 2:50] == BACKGROUND).all() and blank[:58].max() == 0 and blank[:, 50:].max() == 0
 
 

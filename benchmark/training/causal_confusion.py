@@ -109,7 +109,7 @@ def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
     se = np.concatenate(errors)
     episodes = dataset.index["episode"].to_numpy()[val]
     mean, low, high = cluster_bootstrap(se, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
-    return {"mse": mean, "low": low, "high": high, "samples": int(se.size), "episodes": int(len(np.unique(episodes)))}
+    return {"mse": mean, "low": low, "high": high, "samples": int(se.size), "episodes": len(np.unique(episodes))}
 
 
 def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
@@ -140,11 +140,14 @@ def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
         crashed = {r.track: r.status == "crashed" for r in records if r.condition == c and r.mode == "crash"}
         row["conditions"][c] = {
             "crashes": paired.crashes.k, "n": paired.crashes.n, "low": paired.crashes.low, "high": paired.crashes.high,
-            "eps_off": None if paired.mistakes.eps_off is None else paired.mistakes.eps_off.rate,
-            "eps_on": paired.mistakes.eps_on.rate,
+            "eps_off": _proportion(paired.mistakes.eps_off), "eps_on": _proportion(paired.mistakes.eps_on),
             "crashed": crashed}
     write_json_atomic(Path(config.out) / variant / "summary.json", row)
     return row
+
+
+def _proportion(p) -> dict | None:
+    return None if p is None else {"k": p.k, "n": p.n, "rate": p.rate, "low": p.low, "high": p.high}
 
 
 def run(config: CausalConfusionConfig) -> dict:
@@ -166,39 +169,50 @@ def _paired(a: dict, b: dict) -> tuple[int, int, float]:
     return only_a, only_b, mcnemar_exact(only_a, only_b)
 
 
+def _rate(p: dict | None) -> str:
+    if p is None or p["rate"] is None:
+        return "-"
+    return f"{p['rate']:.3f} [{p['low']:.3f}, {p['high']:.3f}]"
+
+
 def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
+    first = next(iter(rows.values()))["heldout"]
     lines = [
         "# Causal confusion: BC with a steering gauge in the frame",
         "",
-        f"Made by `python -m benchmark causal-confusion` (protocol {config.protocol}, profile {config.profile}; "
-        f"data `{config.data}`, {config.epochs} epochs, seed {config.seed}). The three models differ only in the "
-        "gauge (envs/indicator.py). `plain` is evaluated on the plain conditions, the gauge models on their "
-        "twins, which have the same episode seeds; McNemar's exact test pairs the crash outcomes by track.",
+        (f"Made by `python -m benchmark causal-confusion` (protocol {config.protocol}, profile {config.profile}; "
+         f"data `{config.data}`, {config.epochs} epochs, seed {config.seed}). The three models differ only in the "
+         "gauge (envs/indicator.py). `plain` is evaluated on the plain conditions, the gauge models on their "
+         "twins, which have the same episode seeds; McNemar's exact test pairs the crash outcomes by track."),
         "",
-        "| model | gauge in training | held-out MSE [1e-6 (1/m)^2] [95% CI] | crashes, disturbed [95% CI] | "
-        "vs. plain (only plain / only this, p) | eps_off, disturbed | eps_on, disturbed | crashes, nominal [95% CI] |",
+        ("| model | gauge in training | held-out MSE [1e-6 (1/m)^2] | crashes, disturbed | vs. plain: only plain / "
+         "only this, McNemar p | eps_off, disturbed | eps_on, disturbed | crashes, nominal |"),
         "|---|---|---|---|---|---|---|---|",
     ]
     plain = rows.get("plain")
     for v, row in rows.items():
         dist, nom = (row["conditions"][c] for c in CONDITIONS[v])
         h = row["heldout"]
-        gauge = "no" if not row["gauge"] else ("yes" if not row["dropout"] else f"yes, {row['dropout']:.0%} without a reading")
+        gauge = "no" if not row["gauge"] else (
+            "yes" if not row["dropout"] else f"yes, {row['dropout']:.0%} without a reading")
+        versus = "-"
         if plain is not None and v != "plain":
             b, c, p = _paired(plain["conditions"]["disturbed"]["crashed"], dist["crashed"])
             versus = f"{b} / {c}, p = {p:.2g}"
-        else:
-            versus = "-"
-        eps_off = "-" if dist["eps_off"] is None else f"{dist['eps_off']:.3f}"
         lines.append(
             f"| {v} | {gauge} | {h['mse'] * 1e6:.2f} [{h['low'] * 1e6:.2f}, {h['high'] * 1e6:.2f}] | "
-            f"{dist['crashes']}/{dist['n']} [{dist['low']:.2f}, {dist['high']:.2f}] | {versus} | {eps_off} | "
-            f"{dist['eps_on']:.3f} | {nom['crashes']}/{nom['n']} [{nom['low']:.2f}, {nom['high']:.2f}] |")
-    lines += ["", "Held-out MSE: the training run's validation episodes "
-              f"({next(iter(rows.values()))['heldout']['episodes']} episodes, "
-              f"{next(iter(rows.values()))['heldout']['samples']} steps), the gauge drawn for the gauge models; "
-              "its interval is a cluster bootstrap over episodes (4,000 draws). eps_off / eps_on: the share of steps "
-              "with |a - a*| > tau on the teacher's trajectories of the test episodes / on the model's own.", ""]
+            f"{dist['crashes']}/{dist['n']} [{dist['low']:.2f}, {dist['high']:.2f}] | {versus} | "
+            f"{_rate(dist['eps_off'])} | {_rate(dist['eps_on'])} | "
+            f"{nom['crashes']}/{nom['n']} [{nom['low']:.2f}, {nom['high']:.2f}] |")
+    lines += [
+        "",
+        (f"Held-out MSE: on the training run's validation episodes ({first['episodes']} episodes, "
+         f"{first['samples']} steps; the gauge drawn for the gauge models), with a cluster-bootstrap interval over "
+         "episodes (4,000 draws). eps_off / eps_on: the share of steps with |a - a*| > tau on the teacher's "
+         "trajectories of the test episodes (the model queried, the teacher driving) / on the model's own, with "
+         "Wilson intervals. Every interval is 95%."),
+        "",
+    ]
     return "\n".join(lines)
 
 
