@@ -9,7 +9,8 @@ Importing the package registers the gymnasium ids:
     SteerBench/Procedural-v0       a procedural closed track; kwarg track_seed
     SteerBench/CustomTrack-v0      a track from a spec file; kwarg track_file
 
-Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator= and config= (see DrivingEnv).
+Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator=, dropout= and config= (see
+DrivingEnv).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from benchmark.common.config import ConfigError, build_config
 
 from .camera import Camera, CameraConfig, MapTexture, map_texture
 from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
+from .dropout import DropoutConfig
 from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import OBSTACLE_KINDS, Obstacle, ObstacleConfig, PassPlan
 from .procedural import TEST_SEEDS, TRAIN_SEEDS, check_training_seed, procedural_spec, procedural_track, track_by_name
@@ -44,7 +46,7 @@ for _id, _kwargs in ENV_IDS.items():
 
 __all__ = [
     "BUILTIN_TRACKS", "ENV_IDS", "MAX_CURVATURE", "OBSTACLE_KINDS", "TEST_SEEDS", "TRAIN_SEEDS", "Camera",
-    "CameraConfig", "ConfigError", "DrivingEnv", "EnvConfig", "IndicatorConfig", "LanePath", "MapTexture", "Obstacle", "ObstacleConfig",
+    "CameraConfig", "ConfigError", "DrivingEnv", "DropoutConfig", "EnvConfig", "IndicatorConfig", "LanePath", "MapTexture", "Obstacle", "ObstacleConfig",
     "PassPlan", "Teacher", "TeacherConfig", "Track",
     "TrackSpecError", "TrafficConfig", "build_config", "builtin_track", "check_training_seed",
     "curvature_to_steering", "draw_indicator", "load_track_file", "map_texture", "procedural_spec", "procedural_track",

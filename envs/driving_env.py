@@ -5,7 +5,8 @@ steers, with the path curvature as its action. The observation is the centre cam
 Optional traffic is highway-env's IDM vehicles, optional obstacles static boxes on the lane
 (envs.obstacles), which the teacher passes on a side drawn per episode; touching either is a
 collision. An optional dashboard gauge (envs.indicator) shows the curvature executed at the previous
-step in a corner of each frame: the causal-confusion task. `info` reports the state a benchmark needs (offset from the lane centre, heading error, the
+step along the bottom of each frame: the causal-confusion task. Optional camera dropouts (envs.dropout)
+lose the frame for seeded stretches of steps: the memory task. `info` reports the state a benchmark needs (offset from the lane centre, heading error, the
 teacher's action, progress, failures) and a dict of named reward terms.
 """
 
@@ -25,6 +26,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 from benchmark.common.config import ConfigError, build_config, require
 
 from .camera import Box, Camera, CameraConfig, map_texture
+from .dropout import DropoutConfig, dropout_rng, dropout_schedule
 from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import (
     CAR_RADIUS_M,
@@ -146,6 +148,15 @@ def _obstacle_config(obstacles: Any) -> ObstacleConfig | None:
     return build_config(ObstacleConfig, obstacles, where="obstacles")
 
 
+def _dropout_config(dropout: Any) -> DropoutConfig | None:
+    """None (no dropouts) for None or False; the defaults for True; else DropoutConfig's keys."""
+    if dropout is None or dropout is False:
+        return None
+    if dropout is True:
+        return DropoutConfig()
+    return build_config(DropoutConfig, dropout, where="dropout")
+
+
 def _indicator_config(indicator: Any) -> IndicatorConfig | None:
     """None (no gauge) for None or False; the defaults for True; else IndicatorConfig's keys."""
     if indicator is None or indicator is False:
@@ -162,7 +173,8 @@ class DrivingEnv(gym.Env):
 
     def __init__(self, track: str | Track = "racetrack", *, track_seed: int | None = None,
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
-                 obstacles: Any = None, indicator: Any = None, config: Any = None, render_mode: str | None = None):
+                 obstacles: Any = None, indicator: Any = None, dropout: Any = None, config: Any = None,
+                 render_mode: str | None = None):
         self.track = resolve_track(track, track_seed, track_file)
         self.track_seed = int(track_seed) if track == "procedural" else None
         self.camera_config = build_config(CameraConfig, camera, where="camera")
@@ -174,6 +186,10 @@ class DrivingEnv(gym.Env):
                               f"(lanes 0..{self.track.lanes - 1})")
         self.indicator_config = _indicator_config(indicator)
         self._executed = 0.0  # the curvature the gauge shows: executed at the previous step
+        self.dropout_config = _dropout_config(dropout)
+        self._dropout_rng: np.random.Generator | None = None
+        self._dropped: np.ndarray | None = None  # per step: the observation is lost
+        self._delivered: np.ndarray | None = None  # the last frame the camera delivered (freeze mode)
         self._layouts: dict[int, list[Obstacle]] = {}
         self._side_rng: np.random.Generator | None = None
         self.config = build_config(EnvConfig, config, where="config")
@@ -235,6 +251,11 @@ class DrivingEnv(gym.Env):
         self._spawn_traffic()
         self._update_state()
         self._executed = 0.0
+        if self.dropout_config is not None:  # its own stream: the reset's other draws are untouched
+            if seed is not None or self._dropout_rng is None:
+                self._dropout_rng = dropout_rng(seed, self.track.name)
+            self._dropped = dropout_schedule(self.dropout_config, self.config.max_steps, self.config.policy_hz,
+                                             self._dropout_rng)
         self.last_frame = self._observation()
         return self.last_frame, self._info()
 
@@ -390,6 +411,8 @@ class DrivingEnv(gym.Env):
         }
         if self.passes is not None:
             info.update(self._obstacle_info())
+        if self._dropped is not None:
+            info["camera_dropout"] = bool(self._dropped[min(self._steps, len(self._dropped) - 1)])
         return info
 
     def _obstacle_info(self) -> dict:
@@ -429,9 +452,15 @@ class DrivingEnv(gym.Env):
         """The centre camera's frame (with the steering gauge, if any), or the constant black frame
         without render_observation."""
         if self.config.render_observation:
+            if self._dropped is not None and self._dropped[min(self._steps, len(self._dropped) - 1)]:
+                if self.dropout_config.mode == "freeze" and self._delivered is not None:
+                    return self._delivered.copy()
+                return np.zeros(self.observation_space.shape, np.uint8)
             frame = self.render_view()
             if self.indicator_config is not None:
                 draw_indicator(frame, self._executed, self.indicator_config)
+            if self._dropped is not None and self.dropout_config.mode == "freeze":
+                self._delivered = frame.copy()
             return frame
         if self._blank is None:
             self._blank = np.zeros(self.observation_space.shape, np.uint8)

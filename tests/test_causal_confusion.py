@@ -3,12 +3,14 @@ whose twin conditions pair with the plain ones episode by episode."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from benchmark.common.files import sha256_file
 from benchmark.evaluation.protocol import ProtocolError, load_protocol
 from benchmark.rollout.wrappers import Disturbance
 from benchmark.training.augment import AugmentConfig, previous_actions
@@ -144,6 +146,9 @@ def test_the_study_trains_evaluates_and_reports_three_variants(small_dataset, tm
             got = row["conditions"][c]
             assert got["n"] == 3 and got["crashes"] == sum(got["crashed"].values())
             assert got["low"] <= got["crashes"] / 3 <= got["high"]
+    card = json.loads((tmp_path / "study" / "gauge" / "card.json").read_text())
+    assert card["name"] == "causal-gauge" and card["extra"]["augment"]["steering_indicator"] is True
+    assert card["extra"]["onnx_sha256"] == sha256_file(tmp_path / "study" / "gauge" / "model.onnx")
     text = (tmp_path / "docs" / "cc.md").read_text()
     assert "| gauge | yes |" in text and "| dropout | yes, 50% without a reading |" in text and "p = " in text
     assert (tmp_path / "docs" / "cc.png").stat().st_size > 10_000

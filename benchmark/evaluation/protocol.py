@@ -28,9 +28,10 @@ every pass exceeds.
 
 A condition may draw a steering gauge into the frames (`indicator:`, envs.IndicatorConfig's keys),
 showing the curvature executed at the previous step: the causal-confusion task
-(steerbench-causal-v1.yaml). `seeds_of: <condition>` gives a condition the episode seeds of another
-one, so that the two pair episode by episode (the same start states and disturbances, with and
-without the gauge).
+(steerbench-causal-v1.yaml); `dropout:` (envs.DropoutConfig's keys) loses the frame for seeded
+stretches of steps: the memory task (steerbench-memory-v1.yaml). `seeds_of: <condition>` gives a
+condition the episode seeds of another one, so that the two pair episode by episode (the same start
+states and disturbances, with and without the gauge or the dropouts).
 """
 
 from __future__ import annotations
@@ -45,14 +46,14 @@ import yaml
 
 from benchmark.common.config import ConfigError, build_config, parse_seeds
 from benchmark.common.files import sha256_file
-from envs import BUILTIN_TRACKS, TEST_SEEDS, IndicatorConfig, ObstacleConfig
+from envs import BUILTIN_TRACKS, TEST_SEEDS, DropoutConfig, IndicatorConfig, ObstacleConfig
 
 from .records import EpisodeKey
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v2"
 CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed",
-              "indicator", "indicator_disturbed")
+              "indicator", "indicator_disturbed", "dropout", "dropout_disturbed")
 MODES = ("crash", "intervention", "offpolicy", "replica")
 """crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
 offpolicy: the teacher drives the crash episode and the policy is only queried; replica: the teacher
@@ -93,6 +94,8 @@ class EvalEpisode:
     """Static obstacles on the lane (obstacle conditions); the teacher's passing sides come from `seed`."""
     indicator: IndicatorConfig | None = None
     """The steering gauge drawn into the frames (causal-confusion conditions)."""
+    dropout: DropoutConfig | None = None
+    """Camera dropouts (memory conditions), their schedule drawn from `seed`."""
     seen: bool = False
     """A built-in track that training uses (reported apart from the held-out tracks)."""
 
@@ -143,6 +146,8 @@ class ConditionSpec:
     indicator: IndicatorConfig | None = None
     """A steering gauge in each frame showing the previous executed curvature (envs.IndicatorConfig
     keys; {} for the defaults)."""
+    dropout: DropoutConfig | None = None
+    """Camera dropouts: stretches of lost frames drawn from the episode's seed (envs.DropoutConfig keys)."""
     seeds_of: str | None = None
     """Another condition whose episode seeds (so its start states and disturbances) this one reuses,
     so that the two pair episode by episode (a task against its plain twin). None: its own."""
@@ -298,7 +303,7 @@ class Protocol(ProtocolSpec):
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
                         traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
                         disturbance_stream=int(mode == "replica"), obstacles=spec.obstacles,
-                        indicator=spec.indicator, seen=is_seen))
+                        indicator=spec.indicator, dropout=spec.dropout, seen=is_seen))
         return out
 
     def tracks_path(self, profile: str) -> Path | None:
@@ -375,7 +380,7 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
     for c, s in (data["conditions"] or {}).items():
         if c not in CONDITIONS:
             raise ProtocolError(f"{path}: unknown condition {c!r}; the harness knows {', '.join(CONDITIONS)}")
-        for key, what in (("obstacles", "obstacle"), ("indicator", "indicator")):
+        for key, what in (("obstacles", "obstacle"), ("indicator", "indicator"), ("dropout", "dropout")):
             if isinstance(s, dict) and key in s and not isinstance(s[key], dict):
                 raise ProtocolError(f"{path}: conditions.{c}.{key} must be a mapping of {what} settings ({{}} for "
                                     f"the defaults), got {s[key]!r}; leave the key out for no {key}")

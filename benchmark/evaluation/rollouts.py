@@ -56,7 +56,7 @@ class Evaluation(Lockstep[EvalEpisode]):
         if not self.render:
             config["render_observation"] = False
         env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, obstacles=ep.obstacles,
-                         indicator=ep.indicator, config=config, **self.env_kwargs)
+                         indicator=ep.indicator, dropout=ep.dropout, config=config, **self.env_kwargs)
         if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
             env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
         if ep.mode == "offpolicy":

@@ -16,8 +16,9 @@ held-out loss is the mean squared error on the validation episodes of training (
 the gauge models), with a cluster-bootstrap interval over those episodes; eps_off, the mistake rate on
 the teacher's own test trajectories, is the closed-loop protocol's held-out measure.
 
-Everything resumes: a trained variant (its model/) and finished evaluation groups are kept in `out`.
-The report (markdown and a figure) goes to `report`.
+Everything resumes: a trained variant (its model/) and finished evaluation groups are kept in `out`,
+with each variant's model.onnx, card.json (the zoo's card schema) and summary.json. The report
+(markdown and a figure) goes to `report`.
 """
 
 from __future__ import annotations
@@ -143,7 +144,40 @@ def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
             "eps_off": _proportion(paired.mistakes.eps_off), "eps_on": _proportion(paired.mistakes.eps_on),
             "crashed": crashed}
     write_json_atomic(Path(config.out) / variant / "summary.json", row)
+    write_json_atomic(Path(config.out) / variant / "card.json", card(variant, cfg, onnx, row))
     return row
+
+
+def card(variant: str, cfg: TrainConfig, onnx: Path, row: dict) -> dict:
+    """The variant's model card (the zoo's and the leaderboard's schema)."""
+    from benchmark.common.files import sha256_file, to_jsonable
+    from benchmark.common.provenance import command_line, git_sha, package_versions
+    from benchmark.data.dataset import Dataset
+
+    dataset = Dataset.open(cfg.data, verify=False)
+    tracks = sorted({str(t) for t in dataset.index["track"]})
+    gauge = {"plain": "no steering gauge", "gauge": "the steering gauge in every frame",
+             "dropout": f"the steering gauge, with no reading on {cfg.augment.indicator_dropout:.0%} of the samples"}
+    return {
+        "name": f"causal-{variant}",
+        "authors": ["SteerBench baselines"],
+        "method": f"behaviour cloning, {cfg.arch} ({cfg.head} head); {gauge[variant]}",
+        "training": {"tracks": tracks, "seeds": [cfg.seed]},
+        "label_budget": len(dataset.index),
+        "env_steps": len(dataset.index),
+        "licence": "MIT",
+        "code": "benchmark/training/causal_confusion.py",
+        "description": (f"Made by `{command_line()}`: the causal-confusion study's {variant} model. "
+                        + ("Expects the frames of steerbench-causal-v1's indicator conditions." if variant != "plain"
+                           else "The plain frames.")),
+        "extra": {
+            "variant": variant, "augment": to_jsonable(cfg.augment), "heldout": row["heldout"],
+            "data_sha256": sha256_file(Path(cfg.data) / "manifest.json"),
+            "model_sha256": sha256_file(cfg.out / "model" / "model.safetensors"),
+            "onnx_sha256": sha256_file(onnx), "config": to_jsonable(cfg), "git_sha": git_sha(),
+            "packages": package_versions(),
+        },
+    }
 
 
 def _proportion(p) -> dict | None:
@@ -151,7 +185,10 @@ def _proportion(p) -> dict | None:
 
 
 def run(config: CausalConfusionConfig) -> dict:
-    rows = {v: run_variant(v, config) for v in config.variants}
+    from benchmark.common.provenance import pinned_git_sha
+
+    with pinned_git_sha():  # the report, written below, is tracked: the cards stay clean when it changes
+        rows = {v: run_variant(v, config) for v in config.variants}
     text = report(rows, config)
     Path(config.report).parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(Path(f"{config.report}.md"), text)

@@ -1,0 +1,79 @@
+"""The memory task: camera dropouts seeded per episode, and the protocol whose dropout conditions pair
+with the plain ones episode by episode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.evaluation.protocol import load_protocol
+from envs import DrivingEnv, DropoutConfig
+from envs.dropout import dropout_rng, dropout_schedule
+
+
+def _drive(env, seed: int, steps: int):
+    frames, infos = [], []
+    obs, info = env.reset(seed=seed)
+    frames.append(obs)
+    infos.append(info)
+    for _ in range(steps):
+        obs, _, terminated, truncated, info = env.step(np.array([info["teacher_action"]], np.float32))
+        frames.append(obs)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return frames, infos
+
+
+def test_the_schedule_has_the_configured_rate_and_durations():
+    config = DropoutConfig(rate_per_s=0.2, min_s=0.5, max_s=1.5)
+    lost = dropout_schedule(config, 50_000, 10.0, dropout_rng(3, "procedural-1000100"))
+    assert not lost[0]  # the reset's frame is always delivered
+    edges = np.flatnonzero(np.diff(lost.astype(int)))
+    starts, ends = edges[::2] + 1, edges[1::2] + 1
+    lengths = ends - starts[: len(ends)]
+    assert lengths.min() >= 5 and lengths.max() <= 15  # 0.5..1.5 s at 10 Hz
+    seconds_driving = (~lost).sum() / 10.0
+    assert len(starts) / seconds_driving == pytest.approx(0.2, rel=0.1)
+    again = dropout_schedule(config, 50_000, 10.0, dropout_rng(3, "procedural-1000100"))
+    other = dropout_schedule(config, 50_000, 10.0, dropout_rng(4, "procedural-1000100"))
+    assert (again == lost).all() and not (other == lost).all()  # a function of the seed (and track)
+    with pytest.raises(ValueError, match="min_s <= max_s"):
+        DropoutConfig(min_s=2.0, max_s=1.0)
+
+
+@pytest.mark.parametrize("mode", ["black", "freeze"])
+def test_dropouts_lose_the_frame_and_change_nothing_else(mode):
+    config = {"rate_per_s": 0.5, "min_s": 0.5, "max_s": 1.0, "mode": mode}
+    plain, plain_infos = _drive(DrivingEnv("procedural", track_seed=1000101), 7, 150)
+    lost, infos = _drive(DrivingEnv("procedural", track_seed=1000101, dropout=config), 7, 150)
+    dropped = [i["camera_dropout"] for i in infos]
+    assert any(dropped) and not dropped[0]
+    assert [i["x"] for i in infos] == [i["x"] for i in plain_infos]  # the same car, the same teacher
+    for t, (a, b) in enumerate(zip(plain, lost)):
+        if not dropped[t]:
+            assert (a == b).all()  # delivered frames are the camera's
+        elif mode == "black":
+            assert b.max() == 0
+        else:  # a stuck feed: the last delivered frame
+            last = max(k for k in range(t) if not dropped[k])
+            assert (b == plain[last]).all()
+    again, _ = _drive(DrivingEnv("procedural", track_seed=1000101, dropout=config), 7, 150)
+    assert all((a == b).all() for a, b in zip(again, lost))  # deterministic per seed
+
+
+def test_the_memory_protocol_pairs_each_twin_with_its_plain_condition_and_v2():
+    memory, v2 = load_protocol("steerbench-memory-v1"), load_protocol("steerbench-v2")
+    for profile in ("quick", "full"):
+        eps = {str(e.key): e for e in memory.episodes(profile, teacher=True)}
+        ref = {str(e.key): e for e in v2.episodes(profile, teacher=True)}
+        twins = [k for k in eps if "|dropout" in k]
+        assert len(twins) == len(eps) / 2
+        for k in twins:
+            plain = eps[k.replace("|dropout_disturbed|", "|disturbed|").replace("|dropout|", "|nominal|")]
+            assert (eps[k].seed, eps[k].disturbance) == (plain.seed, plain.disturbance)
+            assert eps[k].dropout == DropoutConfig(rate_per_s=0.1, min_s=1.0, max_s=2.0, mode="black")
+            assert plain.dropout is None
+        for k in set(eps) & set(ref):
+            assert (eps[k].seed, eps[k].disturbance) == (ref[k].seed, ref[k].disturbance)
+        assert sum("|disturbed|crash|" in k for k in set(eps) & set(ref)) == len(memory.tracks(profile))
