@@ -5,9 +5,10 @@ steers, with the path curvature as its action. The observation is the centre cam
 Optional traffic is highway-env's IDM vehicles, optional obstacles static boxes on the lane
 (envs.obstacles), which the teacher passes on a side drawn per episode; touching either is a
 collision. An optional dashboard gauge (envs.indicator) shows the curvature executed at the previous
-step along the bottom of each frame: the causal-confusion task. Optional camera dropouts (envs.dropout)
-lose the frame for seeded stretches of steps: the memory task. `info` reports the state a benchmark needs (offset from the lane centre, heading error, the
-teacher's action, progress, failures) and a dict of named reward terms.
+step along the bottom of each frame: the causal-confusion task. Optional camera dropouts
+(envs.dropout) lose the frame for seeded stretches of steps: the memory task. `info` reports the state
+a benchmark needs (offset from the lane centre, heading error, the teacher's action, progress,
+failures) and a dict of named reward terms.
 """
 
 from __future__ import annotations
@@ -449,8 +450,8 @@ class DrivingEnv(gym.Env):
         return self.camera.render(self.map, cx, cy, h, self._boxes())
 
     def _observation(self) -> np.ndarray:
-        """The centre camera's frame (with the steering gauge, if any), or the constant black frame
-        without render_observation."""
+        """The centre camera's frame (with the steering gauge, if any; black or the last delivered one
+        in a dropout), or the constant black frame without render_observation."""
         if self.config.render_observation:
             if self._dropped is not None and self._dropped[min(self._steps, len(self._dropped) - 1)]:
                 if self.dropout_config.mode == "freeze" and self._delivered is not None:

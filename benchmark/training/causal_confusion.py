@@ -110,7 +110,9 @@ def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
     se = np.concatenate(errors)
     episodes = dataset.index["episode"].to_numpy()[val]
     mean, low, high = cluster_bootstrap(se, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
-    return {"mse": mean, "low": low, "high": high, "samples": int(se.size), "episodes": len(np.unique(episodes))}
+    per_episode = {str(e): float(se[episodes == e].mean()) for e in np.unique(episodes)}
+    return {"mse": mean, "low": low, "high": high, "samples": int(se.size), "episodes": len(per_episode),
+            "per_episode": per_episode}
 
 
 def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
@@ -196,6 +198,17 @@ def run(config: CausalConfusionConfig) -> dict:
     return {"report": f"{config.report}.md", "variants": list(rows)}
 
 
+def heldout_difference(a: dict, b: dict) -> tuple[object, int]:
+    """B's held-out MSE minus A's, paired by validation episode (a percentile bootstrap over episodes,
+    4,000 draws), and on how many episodes B's is lower."""
+    from benchmark.evaluation.statistics import paired_bootstrap
+
+    eps = sorted(set(a["per_episode"]) & set(b["per_episode"]))
+    x = [b["per_episode"][e] for e in eps]
+    y = [a["per_episode"][e] for e in eps]
+    return paired_bootstrap(x, y, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000), sum(u < v for u, v in zip(x, y))
+
+
 def _paired(a: dict, b: dict) -> tuple[int, int, float]:
     """(b, c, p): tracks where only A crashed, only B crashed, McNemar's exact p."""
     from benchmark.evaluation.statistics import mcnemar_exact
@@ -222,9 +235,10 @@ def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
          "gauge (envs/indicator.py). `plain` is evaluated on the plain conditions, the gauge models on their "
          "twins, which have the same episode seeds; McNemar's exact test pairs the crash outcomes by track."),
         "",
-        ("| model | gauge in training | held-out MSE [1e-6 (1/m)^2] | crashes, disturbed | vs. plain: only plain / "
-         "only this, McNemar p | eps_off, disturbed | eps_on, disturbed | crashes, nominal |"),
-        "|---|---|---|---|---|---|---|---|",
+        ("| model | gauge in training | held-out MSE [1e-6 (1/m)^2] | vs. plain: difference, lower on | "
+         "crashes, disturbed | vs. plain: only plain / only this, McNemar p | crashes, nominal | vs. plain | "
+         "eps_off, disturbed | eps_on, disturbed |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     plain = rows.get("plain")
     for v, row in rows.items():
@@ -232,48 +246,61 @@ def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
         h = row["heldout"]
         gauge = "no" if not row["gauge"] else (
             "yes" if not row["dropout"] else f"yes, {row['dropout']:.0%} without a reading")
-        versus = "-"
+        loss_vs = vs_dist = vs_nom = "-"
         if plain is not None and v != "plain":
+            diff, lower = heldout_difference(plain["heldout"], h)
+            loss_vs = (f"{diff.difference * 1e6:+.2f} [{diff.low * 1e6:+.2f}, {diff.high * 1e6:+.2f}], "
+                       f"p = {diff.p_value:.2g}; {lower} of {diff.n} episodes")
             b, c, p = _paired(plain["conditions"]["disturbed"]["crashed"], dist["crashed"])
-            versus = f"{b} / {c}, p = {p:.2g}"
+            vs_dist = f"{b} / {c}, p = {p:.2g}"
+            b, c, p = _paired(plain["conditions"]["nominal"]["crashed"], nom["crashed"])
+            vs_nom = f"{b} / {c}, p = {p:.2g}"
         lines.append(
-            f"| {v} | {gauge} | {h['mse'] * 1e6:.2f} [{h['low'] * 1e6:.2f}, {h['high'] * 1e6:.2f}] | "
-            f"{dist['crashes']}/{dist['n']} [{dist['low']:.2f}, {dist['high']:.2f}] | {versus} | "
-            f"{_rate(dist['eps_off'])} | {_rate(dist['eps_on'])} | "
-            f"{nom['crashes']}/{nom['n']} [{nom['low']:.2f}, {nom['high']:.2f}] |")
+            f"| {v} | {gauge} | {h['mse'] * 1e6:.2f} [{h['low'] * 1e6:.2f}, {h['high'] * 1e6:.2f}] | {loss_vs} | "
+            f"{dist['crashes']}/{dist['n']} [{dist['low']:.2f}, {dist['high']:.2f}] | {vs_dist} | "
+            f"{nom['crashes']}/{nom['n']} [{nom['low']:.2f}, {nom['high']:.2f}] | {vs_nom} | "
+            f"{_rate(dist['eps_off'])} | {_rate(dist['eps_on'])} |")
     lines += [
         "",
         (f"Held-out MSE: on the training run's validation episodes ({first['episodes']} episodes, "
          f"{first['samples']} steps; the gauge drawn for the gauge models), with a cluster-bootstrap interval over "
-         "episodes (4,000 draws). eps_off / eps_on: the share of steps with |a - a*| > tau on the teacher's "
+         "episodes (4,000 draws); its difference from plain is paired by episode (a bootstrap over episodes, "
+         "4,000 draws, and its p-value). eps_off / eps_on: the share of steps with |a - a*| > tau on the teacher's "
          "trajectories of the test episodes (the model queried, the teacher driving) / on the model's own, with "
-         "Wilson intervals. Every interval is 95%."),
+         "Wilson intervals over steps (which treat correlated steps as independent, so they are too narrow). "
+         "Every interval is 95%."),
         "",
     ]
     return "\n".join(lines)
 
 
 def figure(rows: dict[str, dict], path: Path) -> None:
-    """Held-out MSE against the disturbed crash rate, one point per variant, with both intervals."""
+    """Held-out MSE against the crash rate (disturbed: filled, nominal: open), one colour per variant,
+    with both intervals."""
     from matplotlib.figure import Figure
 
     from benchmark.reporting.plots import save
 
-    fig = Figure(figsize=(5.5, 3.8))
+    fig = Figure(figsize=(6.0, 4.0))
     ax = fig.add_subplot()
     colours = {"plain": "#1f77b4", "gauge": "#d62728", "dropout": "#2ca02c"}
     for v, row in rows.items():
-        h, d = row["heldout"], row["conditions"][CONDITIONS[v][0]]
-        rate = d["crashes"] / d["n"] if d["n"] else math.nan
-        ax.errorbar(h["mse"] * 1e6, rate,  # (a percentile interval need not hold the mean: clipped at 0)
-                    xerr=[[max(0.0, h["mse"] - h["low"]) * 1e6], [max(0.0, h["high"] - h["mse"]) * 1e6]],
-                    yerr=[[max(0.0, rate - d["low"])], [max(0.0, d["high"] - rate)]], fmt="o", capsize=3, color=colours.get(v), label=v)
-    ax.set_xlabel("held-out MSE on demonstrations [1e-6 (1/m)$^2$]")
-    ax.set_ylabel("crash rate, disturbed (95% CI)")
-    ax.set_ylim(-0.02, 1.02)
+        h = row["heldout"]
+        for c, filled in zip(CONDITIONS[v], (True, False)):
+            d = row["conditions"][c]
+            rate = d["crashes"] / d["n"] if d["n"] else math.nan
+            colour = colours.get(v)
+            ax.errorbar(h["mse"] * 1e6, rate,  # (a percentile interval need not hold the mean: clipped at 0)
+                        xerr=[[max(0.0, h["mse"] - h["low"]) * 1e6], [max(0.0, h["high"] - h["mse"]) * 1e6]],
+                        yerr=[[max(0.0, rate - d["low"])], [max(0.0, d["high"] - rate)]], fmt="o", capsize=3,
+                        color=colour, markerfacecolor=colour if filled else "white", markersize=7,
+                        label=f"{v}, {'disturbed' if filled else 'nominal'}")
+    ax.set_xlabel("held-out MSE on demonstrations [1e-6 (1/m)$^2$] (95% CI)")
+    ax.set_ylabel("crash rate (95% CI)")
+    ax.set_ylim(-0.02, 1.05)
     ax.set_xlim(left=0)
-    ax.legend(frameon=False)
-    ax.set_title("Causal confusion: lower loss, worse driving?", fontsize=10)
+    ax.legend(frameon=False, fontsize=8, loc="center right")
+    ax.set_title("Causal confusion: held-out loss against driving", fontsize=10)
     save(fig, path)
 
 
