@@ -50,6 +50,17 @@ def test_paired_bootstrap():
     assert shifted.low > 0 and shifted.p_value < 0.01
 
 
+def test_sign_flip_test_by_hand():
+    # 3 pairs, differences 1, 2, 3: of the 8 sign patterns only +++ and --- reach |mean| = 2
+    assert s.sign_flip_test([1, 2, 3], [0, 0, 0]) == pytest.approx(2 / 8)
+    # differences 1, -1: every pattern has |mean| 0 or 1 >= 0
+    assert s.sign_flip_test([1, 0], [0, 1]) == 1.0
+    assert s.sign_flip_test([-1.0] * 6, [0.0] * 6) == pytest.approx(2 / 64)  # the smallest p of 6 pairs
+    assert math.isnan(s.sign_flip_test([], []))
+    with pytest.raises(ValueError, match="max_pairs"):
+        s.sign_flip_test(np.ones(21), np.zeros(21))
+
+
 def test_cluster_bootstrap_resamples_whole_tracks():
     values = [1, 1, 1, 0, 0, 0]  # two tracks, their episodes identical within a track
     clusters = ["a", "a", "a", "b", "b", "b"]

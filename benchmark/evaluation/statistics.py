@@ -11,6 +11,8 @@ Each is a pure function; randomness comes only from an explicit ``rng``.
                                    discordant counts b (only A fails) and c (only B fails)
 ``paired_bootstrap(x, y, rng)``    mean difference of paired values, percentile interval, and
                                    a two-sided bootstrap p-value
+``sign_flip_test(x, y)``           exact two-sided p-value of paired values (all 2^n sign flips of
+                                   the differences), for the few pairs a bootstrap p cannot resolve
 ``cluster_bootstrap(x, g, rng)``   mean with a percentile interval that resamples whole clusters
                                    (tracks), not episodes
 ``kaplan_meier(t, event)``         survival curve with Greenwood standard errors and a
@@ -122,6 +124,23 @@ def paired_bootstrap(x: Sequence[float], y: Sequence[float], rng: np.random.Gene
     if np.allclose(d, d[0]):  # no variation: the difference is exactly what it is
         p = 1.0 if mean == 0 else 0.0
     return PairedDifference(mean, float(low), float(high), p, int(d.size))
+
+
+def sign_flip_test(x: Sequence[float], y: Sequence[float], max_pairs: int = 20) -> float:
+    """Exact two-sided p-value of H0: the paired differences d_i = x_i - y_i are symmetric about 0: the
+    share of the 2^n sign patterns of |d| whose mean is at least |mean(d)| in size (ties counted). With
+    n pairs the smallest p is 2 / 2^n (6 pairs: 0.031); a bootstrap p-value of so few pairs can be 0."""
+    d = np.asarray(x, float) - np.asarray(y, float)
+    d = d[np.isfinite(d)]
+    n = d.size
+    if n == 0:
+        return math.nan
+    if n > max_pairs:
+        raise ValueError(f"sign_flip_test enumerates 2^n patterns; {n} pairs is more than max_pairs={max_pairs}")
+    signs = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)[None, :]) & 1)
+    means = (signs * np.abs(d)[None, :]).mean(axis=1)
+    observed = abs(d.mean())
+    return float(np.mean(np.abs(means) >= observed - 1e-12 * max(1.0, observed)))
 
 
 def cluster_bootstrap(values: Sequence[float], clusters: Sequence, rng: np.random.Generator, n_boot: int = 2000,

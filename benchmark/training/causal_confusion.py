@@ -198,15 +198,17 @@ def run(config: CausalConfusionConfig) -> dict:
     return {"report": f"{config.report}.md", "variants": list(rows)}
 
 
-def heldout_difference(a: dict, b: dict) -> tuple[object, int]:
-    """B's held-out MSE minus A's, paired by validation episode (a percentile bootstrap over episodes,
-    4,000 draws), and on how many episodes B's is lower."""
-    from benchmark.evaluation.statistics import paired_bootstrap
+def heldout_difference(a: dict, b: dict) -> tuple[object, float, int]:
+    """B's held-out MSE minus A's, paired by validation episode: the mean difference with a percentile
+    bootstrap interval over episodes (4,000 draws), the exact sign-flip p-value, and on how many
+    episodes B's is lower."""
+    from benchmark.evaluation.statistics import paired_bootstrap, sign_flip_test
 
     eps = sorted(set(a["per_episode"]) & set(b["per_episode"]))
     x = [b["per_episode"][e] for e in eps]
     y = [a["per_episode"][e] for e in eps]
-    return paired_bootstrap(x, y, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000), sum(u < v for u, v in zip(x, y))
+    diff = paired_bootstrap(x, y, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
+    return diff, sign_flip_test(x, y), sum(u < v for u, v in zip(x, y))
 
 
 def _paired(a: dict, b: dict) -> tuple[int, int, float]:
@@ -226,12 +228,15 @@ def _rate(p: dict | None) -> str:
 
 
 def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
+    from benchmark.common.files import sha256_file
+
     first = next(iter(rows.values()))["heldout"]
     lines = [
         "# Causal confusion: BC with a steering gauge in the frame",
         "",
         (f"Made by `python -m benchmark causal-confusion` (protocol {config.protocol}, profile {config.profile}; "
-         f"data `{config.data}`, {config.epochs} epochs, seed {config.seed}). The three models differ only in the "
+         f"data `{config.data}`, manifest sha256 {sha256_file(Path(config.data) / 'manifest.json')[:12]}; "
+         f"{config.epochs} epochs, seed {config.seed}). The three models differ only in the "
          "gauge (envs/indicator.py). `plain` is evaluated on the plain conditions, the gauge models on their "
          "twins, which have the same episode seeds; McNemar's exact test pairs the crash outcomes by track."),
         "",
@@ -248,9 +253,9 @@ def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
             "yes" if not row["dropout"] else f"yes, {row['dropout']:.0%} without a reading")
         loss_vs = vs_dist = vs_nom = "-"
         if plain is not None and v != "plain":
-            diff, lower = heldout_difference(plain["heldout"], h)
+            diff, p_flip, lower = heldout_difference(plain["heldout"], h)
             loss_vs = (f"{diff.difference * 1e6:+.2f} [{diff.low * 1e6:+.2f}, {diff.high * 1e6:+.2f}], "
-                       f"p = {diff.p_value:.2g}; {lower} of {diff.n} episodes")
+                       f"p = {p_flip:.2g}; {lower} of {diff.n} episodes")
             b, c, p = _paired(plain["conditions"]["disturbed"]["crashed"], dist["crashed"])
             vs_dist = f"{b} / {c}, p = {p:.2g}"
             b, c, p = _paired(plain["conditions"]["nominal"]["crashed"], nom["crashed"])
@@ -263,12 +268,13 @@ def report(rows: dict[str, dict], config: CausalConfusionConfig) -> str:
     lines += [
         "",
         (f"Held-out MSE: on the training run's validation episodes ({first['episodes']} episodes, "
-         f"{first['samples']} steps; the gauge drawn for the gauge models), with a cluster-bootstrap interval over "
-         "episodes (4,000 draws); its difference from plain is paired by episode (a bootstrap over episodes, "
-         "4,000 draws, and its p-value). eps_off / eps_on: the share of steps with |a - a*| > tau on the teacher's "
-         "trajectories of the test episodes (the model queried, the teacher driving) / on the model's own, with "
-         "Wilson intervals over steps (which treat correlated steps as independent, so they are too narrow). "
-         "Every interval is 95%."),
+         f"{first['samples']} steps; the gauge drawn for the gauge models), with a cluster-bootstrap interval "
+         "over episodes (4,000 draws); its difference from plain is paired by episode (a bootstrap interval "
+         "over episodes, 4,000 draws, and the exact sign-flip p-value, whose smallest value with "
+         f"{first['episodes']} episodes is 2 / 2^{first['episodes']} = {2 / 2 ** first['episodes']:.2g}). "
+         "eps_off / eps_on: the share of steps with |a - a*| > tau on the teacher's trajectories of the test "
+         "episodes (the model queried, the teacher driving) / on the model's own, with Wilson intervals over "
+         "steps (which treat correlated steps as independent, so they are too narrow). Every interval is 95%."),
         "",
     ]
     return "\n".join(lines)
