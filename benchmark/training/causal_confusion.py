@@ -292,14 +292,14 @@ def figure(rows: dict[str, dict], path: Path) -> None:
     colours = {"plain": "#1f77b4", "gauge": "#d62728", "dropout": "#2ca02c"}
     for v, row in rows.items():
         h = row["heldout"]
-        for c, filled in zip(CONDITIONS[v], (True, False)):
+        for c, filled in zip(CONDITIONS[v][::-1], (False, True)):  # nominal (open, larger) under disturbed
             d = row["conditions"][c]
             rate = d["crashes"] / d["n"] if d["n"] else math.nan
             colour = colours.get(v)
             ax.errorbar(h["mse"] * 1e6, rate,  # (a percentile interval need not hold the mean: clipped at 0)
                         xerr=[[max(0.0, h["mse"] - h["low"]) * 1e6], [max(0.0, h["high"] - h["mse"]) * 1e6]],
                         yerr=[[max(0.0, rate - d["low"])], [max(0.0, d["high"] - rate)]], fmt="o", capsize=3,
-                        color=colour, markerfacecolor=colour if filled else "white", markersize=7,
+                        color=colour, markerfacecolor=colour if filled else "white", markersize=5 if filled else 10,
                         label=f"{v}, {'disturbed' if filled else 'nominal'}")
     ax.set_xlabel("held-out MSE on demonstrations [1e-6 (1/m)$^2$] (95% CI)")
     ax.set_ylabel("crash rate (95% CI)")
