@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "video": ("benchmark.reporting.video", "VideoConfig"),
     "calibrate-disturbance": ("benchmark.evaluation.calibration", "CalibrateConfig"),
     "bench": ("benchmark.reporting.bench", "BenchConfig"),
-    "causal-confusion": ("benchmark.training.causal_confusion", "CausalConfusionConfig"),
+    "causal-confusion": ("benchmark.reporting.causal_confusion", "CausalConfusionConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",

@@ -126,7 +126,7 @@ TINY = Path(__file__).parent / "data" / "protocol-tiny-causal.yaml"
 
 def test_the_study_trains_evaluates_and_reports_three_variants(small_dataset, tmp_path, monkeypatch):
     from benchmark.evaluation.records import read_records
-    from benchmark.training.causal_confusion import CausalConfusionConfig, run, summary_rows, train_config
+    from benchmark.reporting.causal_confusion import CausalConfusionConfig, run, summary_rows, train_config
 
     monkeypatch.chdir(tmp_path)  # the protocol's references go under ./results
     config = CausalConfusionConfig(data=small_dataset, out=tmp_path / "study", report=tmp_path / "docs" / "cc",

@@ -32,9 +32,8 @@ from typing import Literal
 import numpy as np
 
 from benchmark.common.files import write_json_atomic, write_text_atomic
-
-from .augment import AugmentConfig, validation_overlay
-from .train import TrainConfig, split_episodes
+from benchmark.training.augment import AugmentConfig, validation_overlay
+from benchmark.training.train import TrainConfig, split_episodes
 
 VARIANTS = ("plain", "gauge", "dropout")
 CONDITIONS = {"plain": ("disturbed", "nominal"), "gauge": ("indicator_disturbed", "indicator"),
@@ -118,10 +117,9 @@ def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
 def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
     """Train (or reuse), export and evaluate one variant; its summary row."""
     from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.training.train import fit
     from models import load_model
     from models.onnx_export import export_onnx
-
-    from .train import fit
 
     cfg = train_config(variant, config)
     model_dir = cfg.out / "model"
@@ -168,7 +166,7 @@ def card(variant: str, cfg: TrainConfig, onnx: Path, row: dict) -> dict:
         "label_budget": len(dataset.index),
         "env_steps": len(dataset.index),
         "licence": "MIT",
-        "code": "benchmark/training/causal_confusion.py",
+        "code": "benchmark/reporting/causal_confusion.py",
         "description": (f"Made by `{command_line()}`: the causal-confusion study's {variant} model. "
                         + ("Expects the frames of steerbench-causal-v1's indicator conditions." if variant != "plain"
                            else "The plain frames.")),
@@ -285,7 +283,7 @@ def figure(rows: dict[str, dict], path: Path) -> None:
     with both intervals."""
     from matplotlib.figure import Figure
 
-    from benchmark.reporting.plots import save
+    from .plots import save
 
     fig = Figure(figsize=(6.0, 4.0))
     ax = fig.add_subplot()
