@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate-disturbance": ("benchmark.evaluation.calibration", "CalibrateConfig"),
     "bench": ("benchmark.reporting.bench", "BenchConfig"),
     "causal-confusion": ("benchmark.reporting.causal_confusion", "CausalConfusionConfig"),
+    "memory": ("benchmark.reporting.memory", "MemoryConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -53,6 +54,7 @@ SUMMARIES = {
     "calibrate-disturbance": "the teacher's survival and offset under the disturbed condition, level by level",
     "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
     "causal-confusion": "BC with and without a steering gauge in the frame (and a remedy): the loss-vs-driving gap",
+    "memory": "a feed-forward PilotNet against a PilotNet-GRU under camera dropouts (and the copycat check)",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",

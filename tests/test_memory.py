@@ -3,6 +3,9 @@ with the plain ones episode by episode."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -77,3 +80,56 @@ def test_the_memory_protocol_pairs_each_twin_with_its_plain_condition_and_v2():
         for k in set(eps) & set(ref):
             assert (eps[k].seed, eps[k].disturbance) == (ref[k].seed, ref[k].disturbance)
         assert sum("|disturbed|crash|" in k for k in set(eps) & set(ref)) == len(memory.tracks(profile))
+
+
+# --- training dropouts and the study, end to end on a tiny protocol ----------------------------------
+
+TINY = Path(__file__).parent / "data" / "protocol-tiny-memory.yaml"
+
+
+def test_training_dropouts_black_out_stretches_of_sequences_and_a_share_of_single_frames():
+    from benchmark.training.augment import AugmentConfig, black_out
+
+    config = AugmentConfig(camera_dropout_rate=1.0, camera_dropout_s=(0.3, 0.5))
+    seqs = np.full((200, 32, 4, 4, 3), 7, np.uint8)
+    black_out(seqs, config, np.random.default_rng(0))
+    lost = seqs.reshape(200, 32, -1).max(axis=2) == 0
+    assert not lost[:, 0].any() and lost.any()  # a sequence starts delivered
+    for row in lost:  # stretches of 3..5 steps, never merged (the last one may run past the sequence's end)
+        edges = np.flatnonzero(np.diff(np.r_[0, row.astype(int), 0]))
+        for start, end in zip(edges[::2], edges[1::2]):
+            assert end - start <= 5 and (end - start >= 3 or end == 32)
+    frames = np.full((20_000, 2, 2, 3), 7, np.uint8)
+    black_out(frames, config, np.random.default_rng(1))
+    share = (frames.reshape(20_000, -1).max(axis=1) == 0).mean()
+    assert share == pytest.approx(0.4 / 1.4, abs=0.02)  # rate x mean duration / (1 + rate x mean duration)
+    untouched = np.full((3, 2, 2, 3), 7, np.uint8)
+    black_out(untouched, AugmentConfig(), np.random.default_rng(2))
+    assert (untouched == 7).all()
+
+
+def test_the_memory_study_trains_a_gru_and_compares_it_on_the_same_episodes(small_dataset, untrained_model, tmp_path,
+                                                                            monkeypatch):
+    from benchmark.evaluation.records import read_records
+    from benchmark.reporting.memory import MemoryConfig, run
+    from models import load_model
+    from models.onnx_export import export_onnx
+
+    monkeypatch.chdir(tmp_path)
+    ff = tmp_path / "ff"
+    ff.mkdir()
+    export_onnx(load_model(untrained_model), ff / "model.onnx")
+    config = MemoryConfig(data=small_dataset, feedforward=ff, out=tmp_path / "study", report=tmp_path / "docs" / "mem",
+                          epochs=1, seq_len=8, dropout_rate=1.0, protocol=str(TINY), workers=1, threads=1,
+                          progress=False)
+    run(config)
+    for variant in ("feedforward", "gru"):
+        records = read_records(tmp_path / "study" / variant / "eval" / "records.jsonl").records
+        assert {r.condition for r in records} == {"disturbed", "nominal", "dropout_disturbed", "dropout"}
+    summary = json.loads((tmp_path / "study" / "gru" / "summary.json").read_text())
+    lag = summary["conditions"]["dropout_disturbed"]["lag"]
+    assert 0 <= lag["lag"] <= 10 and len(lag["correlations"]) == 11
+    assert lag["lag"] == int(np.nanargmax(lag["correlations"]))
+    text = (tmp_path / "docs" / "mem.md").read_text()
+    assert "| dropout_disturbed |" in text and "McNemar" in text
+    assert (tmp_path / "docs" / "mem.png").stat().st_size > 10_000

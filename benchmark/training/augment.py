@@ -78,6 +78,12 @@ class AugmentConfig:
     causal-confusion task; the gauge of envs.IndicatorConfig's defaults, as steerbench-causal-v1 draws it)."""
     indicator_dropout: float = 0.0
     """With steering_indicator: probability that a sample's gauge shows no reading (a remedy to test)."""
+    camera_dropout_rate: float = 0.0
+    """Camera dropouts in training [onsets per second] (0: none): black frames as in
+    steerbench-memory-v1, on a schedule of envs.dropout per training sequence (recurrent models) or,
+    for single frames, each frame black with the schedule's long-run share of lost frames."""
+    camera_dropout_s: tuple[float, float] = (1.0, 2.0)
+    """Shortest and longest training dropout [s]."""
 
     def __post_init__(self) -> None:
         require(self.label_rule in ("fixed", "return", "teacher"),
@@ -91,6 +97,18 @@ class AugmentConfig:
         require(0.0 <= self.indicator_dropout <= 1.0, f"indicator_dropout must be in [0, 1], got {self.indicator_dropout}")
         require(self.steering_indicator or self.indicator_dropout == 0.0,
                 "indicator_dropout needs steering_indicator")
+        require(0.0 <= self.camera_dropout_rate <= 10.0, f"camera_dropout_rate must be 0..10, got {self.camera_dropout_rate}")
+        lo, hi = self.camera_dropout_s
+        require(0.0 < lo <= hi <= 60.0, f"camera_dropout_s must satisfy 0 < low <= high <= 60, got {self.camera_dropout_s}")
+
+    def dropout_config(self):
+        """The training dropouts as an envs.DropoutConfig (black), or None without them."""
+        if not self.camera_dropout_rate:
+            return None
+        from envs import DropoutConfig
+
+        return DropoutConfig(rate_per_s=self.camera_dropout_rate, min_s=self.camera_dropout_s[0],
+                             max_s=self.camera_dropout_s[1], mode="black")
 
 
 # --- viewpoint synthesis -----------------------------------------------------------------------
@@ -340,4 +358,22 @@ def validation_overlay(dataset: Dataset, config: AugmentConfig):
         return frames
 
     return overlay
+
+
+def black_out(frames: np.ndarray, config: AugmentConfig, rng: np.random.Generator, policy_hz: float = 10.0) -> None:
+    """Training camera dropouts, in place: frames (B, T, H, W, 3) get a dropout schedule per sequence
+    (its first frame delivered, as after a reset); frames (B, H, W, 3), each frame black with the
+    schedule's long-run share of lost frames, rate x mean duration / (1 + rate x mean duration)."""
+    from envs.dropout import dropout_schedule
+
+    cfg = config.dropout_config()
+    if cfg is None:
+        return
+    if frames.ndim == 5:
+        for i in range(frames.shape[0]):
+            lost = dropout_schedule(cfg, frames.shape[1] - 1, policy_hz, rng)
+            frames[i, lost] = 0
+    else:
+        busy = cfg.rate_per_s * 0.5 * (cfg.min_s + cfg.max_s)
+        frames[rng.random(frames.shape[0]) < busy / (1.0 + busy)] = 0
 

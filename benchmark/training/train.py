@@ -31,7 +31,7 @@ from models import ModelConfig, build_model, load_model, save_model
 from models.config import Head
 
 from . import precision as P
-from .augment import AugmentConfig, SampleMaker, validation_overlay
+from .augment import AugmentConfig, SampleMaker, black_out, validation_overlay
 
 
 @dataclass(frozen=True)
@@ -283,12 +283,16 @@ class BatchPlan:
         epoch, b, ids = job
         rng = np.random.default_rng([self.config.seed, epoch, b])
         if not self.recurrent:
-            return self.maker.batch(ids, rng)
+            frames, labels = self.maker.batch(ids, rng)
+            black_out(frames, self.config.augment, rng)
+            return frames, labels
         T = self.config.seq_len
         flat = self.sequences[ids].reshape(-1)
         cams = rng.integers(0, 3, len(ids)) if self.config.augment.side_cameras else np.ones(len(ids), int)
         frames, labels = self.maker.batch(flat, rng, np.repeat(cams, T))
-        return frames.reshape(len(ids), T, *frames.shape[1:]), labels.reshape(len(ids), T)
+        frames = frames.reshape(len(ids), T, *frames.shape[1:])
+        black_out(frames, self.config.augment, rng)
+        return frames, labels.reshape(len(ids), T)
 
 
 def batch_loss(model, x, y, precision: str = P.FLOAT32):

@@ -1,0 +1,205 @@
+"""`python -m benchmark memory`: a feed-forward PilotNet against a memory model under camera dropouts.
+
+The memory task (envs.dropout, protocol steerbench-memory-v1): the frame goes black for 1 to 2 s,
+about once every 10 s of driving. A feed-forward model sees nothing there; a recurrent one can carry
+what it saw. This study compares, on the same episodes (McNemar's exact test pairs the crash
+outcomes by track, condition by condition):
+
+- `feedforward`: the zoo's BC (models/zoo/bc), trained on the plain frames;
+- `gru`: PilotNet features into a GRU (models/recurrent.py), trained on the same demonstrations in
+  sequences of `seq_len` steps with training dropouts (`AugmentConfig.camera_dropout_rate`), and
+  driven by the harness with its state carried through the ONNX graph.
+
+The copycat trap (a model with history can copy its own previous action instead of reading the
+road) is measured on the teacher's own disturbed trajectories (offpolicy mode, where the model's
+answer is never executed): the lag k in 0..`max_lag` steps that maximises the correlation between the
+model's curvature at t and the teacher's at t - k. A model that reads the road answers at lag 0;
+one that copies its past lags behind.
+
+Everything resumes (the trained model, finished evaluation groups), in `out`; the report goes to
+<report>.md and <report>.png.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from benchmark.common.files import write_json_atomic, write_text_atomic
+from benchmark.training.augment import AugmentConfig
+from benchmark.training.train import TrainConfig
+
+VARIANTS = ("feedforward", "gru")
+CONDITIONS = ("disturbed", "dropout_disturbed", "nominal", "dropout")
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    """A feed-forward PilotNet against a PilotNet-GRU under camera dropouts (steerbench-memory-v1)."""
+
+    data: Path = Path("runs/baselines/bc/data")
+    """The demonstrations the GRU learns from (`make baselines` records the zoo's BC data here)."""
+    feedforward: Path = Path("models/zoo/bc")
+    """The feed-forward model: a directory with model.onnx (the zoo's BC, trained on the same data)."""
+    out: Path = Path("runs/memory")
+    """Working directory: one folder per variant (training run, model.onnx, evaluation)."""
+    report: Path = Path("docs/memory")
+    """Where the report goes: <report>.md and <report>.png."""
+    epochs: int = 15
+    """GRU training epochs (the zoo's BC: 15)."""
+    seq_len: int = 32
+    """GRU training sequence length [steps]: longer than the longest dropout, with sight on both sides."""
+    dropout_rate: float = 0.5
+    """Training dropouts [onsets per second], more than the protocol's 0.1, so most sequences hold one."""
+    seed: int = 0
+    """Seed of the initial weights, the split and the batches."""
+    precision: Literal["auto", "bf16", "float32"] = "float32"
+    """Training precision."""
+    protocol: str = "steerbench-memory-v1"
+    """The protocol with the dropout conditions and their plain twins."""
+    profile: str = "quick"
+    """Protocol profile."""
+    max_lag: int = 10
+    """Largest lag of the copycat measure [steps]."""
+    workers: int = 2
+    """Evaluation worker processes."""
+    threads: int = 0
+    """CPU threads for torch training (0: all cores)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def gru_config(config: MemoryConfig) -> TrainConfig:
+    return TrainConfig(data=Path(config.data), out=Path(config.out) / "gru" / "train", arch="pilotnet-gru",
+                       epochs=config.epochs, seq_len=config.seq_len, seed=config.seed, precision=config.precision,
+                       threads=config.threads, progress=config.progress,
+                       augment=AugmentConfig(camera_dropout_rate=config.dropout_rate))
+
+
+def response_lag(records, max_lag: int) -> dict:
+    """The lag (0..max_lag steps) maximising corr(model curvature at t, teacher's at t - k), pooled
+    over the offpolicy episodes (each episode's pairs; NaN-free steps only), with the correlations."""
+    corrs = []
+    for k in range(max_lag + 1):
+        a, b = [], []
+        for r in records:
+            x, y = np.asarray(r.action, float), np.asarray(r.teacher_action, float)
+            n = min(len(x), len(y))
+            x, y = x[k:n], y[: n - k]
+            ok = np.isfinite(x) & np.isfinite(y)
+            a.append(x[ok])
+            b.append(y[ok])
+        a, b = np.concatenate(a), np.concatenate(b)
+        corrs.append(float(np.corrcoef(a, b)[0, 1]) if a.size > 2 else math.nan)
+    best = int(np.nanargmax(corrs)) if np.isfinite(corrs).any() else -1
+    return {"lag": best, "correlations": corrs}
+
+
+def run_variant(variant: str, config: MemoryConfig) -> dict:
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.evaluation.records import read_records
+    from benchmark.training.train import fit
+    from models import load_model
+    from models.onnx_export import export_onnx
+
+    folder = Path(config.out) / variant
+    if variant == "feedforward":
+        onnx = Path(config.feedforward) / "model.onnx"
+    elif variant == "gru":
+        cfg = gru_config(config)
+        if not (cfg.out / "model" / "config.json").is_file():
+            fit(cfg)
+        onnx = folder / "model.onnx"
+        if not onnx.is_file():
+            export_onnx(load_model(cfg.out / "model"), onnx)
+    else:
+        raise ValueError(f"unknown variant {variant!r}; variants are: {', '.join(VARIANTS)}")
+    results = evaluate(EvaluateConfig(policy=str(onnx), name=f"memory-{variant}", protocol=config.protocol,
+                                      profile=config.profile, workers=config.workers, out=folder / "eval",
+                                      progress=config.progress))
+    records = read_records(folder / "eval" / "records.jsonl").records
+    row = {"variant": variant, "onnx": str(onnx), "conditions": {}}
+    for c in CONDITIONS:
+        paired = results.metrics.conditions[c].paired
+        row["conditions"][c] = {
+            "crashes": paired.crashes.k, "n": paired.crashes.n, "low": paired.crashes.low, "high": paired.crashes.high,
+            "crashed": {r.track: r.status == "crashed" for r in records if r.condition == c and r.mode == "crash"}}
+    for c in ("disturbed", "dropout_disturbed"):
+        row["conditions"][c]["lag"] = response_lag(
+            [r for r in records if r.condition == c and r.mode == "offpolicy"], config.max_lag)
+    write_json_atomic(folder / "summary.json", row)
+    return row
+
+
+def run(config: MemoryConfig) -> dict:
+    from benchmark.common.provenance import pinned_git_sha
+
+    with pinned_git_sha():
+        rows = {v: run_variant(v, config) for v in VARIANTS}
+    Path(config.report).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(f"{config.report}.md"), report(rows, config))
+    figure(rows, Path(f"{config.report}.png"))
+    return {"report": f"{config.report}.md", "variants": list(rows)}
+
+
+def report(rows: dict[str, dict], config: MemoryConfig) -> str:
+    from benchmark.common.files import sha256_file
+    from benchmark.evaluation.statistics import mcnemar_exact
+
+    ff, gru = rows["feedforward"], rows["gru"]
+    lines = [
+        "# Memory: camera dropouts, a feed-forward PilotNet against a PilotNet-GRU",
+        "",
+        (f"Made by `python -m benchmark memory` (protocol {config.protocol}, profile {config.profile}; "
+         f"feed-forward: `{config.feedforward}`; the GRU trained on `{config.data}`, manifest sha256 "
+         f"{sha256_file(Path(config.data) / 'manifest.json')[:12]}, {config.epochs} epochs, sequences of "
+         f"{config.seq_len} steps, training dropouts {config.dropout_rate} per s, seed {config.seed}). "
+         "Crashes k/n with Wilson 95% intervals; the GRU against the feed-forward model by McNemar's exact "
+         "test on the same tracks (discordant counts: only the feed-forward model crashed / only the GRU)."),
+        "",
+        "| condition | feed-forward crashes | GRU crashes | only feed-forward / only GRU, McNemar p |",
+        "|---|---|---|---|",
+    ]
+    for c in CONDITIONS:
+        a, b = ff["conditions"][c], gru["conditions"][c]
+        tracks = sorted(set(a["crashed"]) & set(b["crashed"]))
+        only_a = sum(a["crashed"][t] and not b["crashed"][t] for t in tracks)
+        only_b = sum(b["crashed"][t] and not a["crashed"][t] for t in tracks)
+        lines.append(f"| {c} | {a['crashes']}/{a['n']} [{a['low']:.2f}, {a['high']:.2f}] | "
+                     f"{b['crashes']}/{b['n']} [{b['low']:.2f}, {b['high']:.2f}] | "
+                     f"{only_a} / {only_b}, p = {mcnemar_exact(only_a, only_b):.2g} |")
+    lines += ["", ("Copycat check, on the teacher's own trajectories (offpolicy mode): the lag k maximising "
+                   "corr(model at t, teacher at t - k), and the correlations at lags 0 and 1."), "",
+              "| model | condition | lag [steps] | corr at 0 | corr at 1 |", "|---|---|---|---|---|"]
+    for v, row in rows.items():
+        for c in ("disturbed", "dropout_disturbed"):
+            lag = row["conditions"][c]["lag"]
+            lines.append(f"| {v} | {c} | {lag['lag']} | {lag['correlations'][0]:.3f} | {lag['correlations'][1]:.3f} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def figure(rows: dict[str, dict], path: Path) -> None:
+    """Crash rates with Wilson intervals per condition, the two models side by side."""
+    from matplotlib.figure import Figure
+
+    from .plots import save
+
+    fig = Figure(figsize=(6.5, 3.6))
+    ax = fig.add_subplot()
+    x = np.arange(len(CONDITIONS))
+    for j, (v, colour) in enumerate((("feedforward", "#1f77b4"), ("gru", "#ff7f0e"))):
+        d = [rows[v]["conditions"][c] for c in CONDITIONS]
+        rate = np.array([e["crashes"] / e["n"] for e in d])
+        err = np.array([[max(0.0, r - e["low"]) for r, e in zip(rate, d)], [max(0.0, e["high"] - r) for r, e in zip(rate, d)]])
+        ax.bar(x + (j - 0.5) * 0.38, rate, 0.38, yerr=err, capsize=3, color=colour, label=v)
+    ax.set_xticks(x, [c.replace("_", "\n") for c in CONDITIONS])
+    ax.set_ylabel("crash rate (95% CI)")
+    ax.set_ylim(0, 1.05)
+    ax.legend(frameon=False)
+    ax.set_title("Camera dropouts: feed-forward against memory", fontsize=10)
+    save(fig, path)
