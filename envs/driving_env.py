@@ -149,22 +149,13 @@ def _obstacle_config(obstacles: Any) -> ObstacleConfig | None:
     return build_config(ObstacleConfig, obstacles, where="obstacles")
 
 
-def _dropout_config(dropout: Any) -> DropoutConfig | None:
-    """None (no dropouts) for None or False; the defaults for True; else DropoutConfig's keys."""
-    if dropout is None or dropout is False:
+def _optional_config(cls, value: Any, where: str):
+    """An optional feature's config: None (off) for None or False, the defaults for True, else cls's keys."""
+    if value is None or value is False:
         return None
-    if dropout is True:
-        return DropoutConfig()
-    return build_config(DropoutConfig, dropout, where="dropout")
-
-
-def _indicator_config(indicator: Any) -> IndicatorConfig | None:
-    """None (no gauge) for None or False; the defaults for True; else IndicatorConfig's keys."""
-    if indicator is None or indicator is False:
-        return None
-    if indicator is True:
-        return IndicatorConfig()
-    return build_config(IndicatorConfig, indicator, where="indicator")
+    if value is True:
+        return cls()
+    return build_config(cls, value, where=where)
 
 
 class DrivingEnv(gym.Env):
@@ -185,9 +176,9 @@ class DrivingEnv(gym.Env):
                 and self.obstacle_config.lane >= self.track.lanes:
             raise ConfigError(f"obstacles: lane {self.obstacle_config.lane} is not a lane of {self.track.name} "
                               f"(lanes 0..{self.track.lanes - 1})")
-        self.indicator_config = _indicator_config(indicator)
+        self.indicator_config: IndicatorConfig | None = _optional_config(IndicatorConfig, indicator, "indicator")
         self._executed = 0.0  # the curvature the gauge shows: executed at the previous step
-        self.dropout_config = _dropout_config(dropout)
+        self.dropout_config: DropoutConfig | None = _optional_config(DropoutConfig, dropout, "dropout")
         self._dropout_rng: np.random.Generator | None = None
         self._dropped: np.ndarray | None = None  # per step: the observation is lost
         self._delivered: np.ndarray | None = None  # the last frame the camera delivered (freeze mode)

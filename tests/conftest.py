@@ -70,3 +70,26 @@ def ray_cluster():
         yield ray
     finally:
         ray.shutdown()
+
+
+def twin_pairs(protocol_name: str, profile: str, prefix: str):
+    """For a task protocol whose conditions `<prefix>` and `<prefix>_disturbed` are twins of `nominal` and
+    `disturbed`: every twin episode with its plain one, after checking that they share seeds and
+    disturbances, that the twins are half the episodes and that the plain episodes are steerbench-v2's."""
+    from benchmark.evaluation.protocol import load_protocol
+
+    eps = {str(e.key): e for e in load_protocol(protocol_name).episodes(profile, teacher=True)}
+    ref = {str(e.key): e for e in load_protocol("steerbench-v2").episodes(profile, teacher=True)}
+    twins = [k for k in eps if f"|{prefix}" in k]
+    assert len(twins) == len(eps) / 2
+    pairs = []
+    for k in twins:
+        plain = eps[k.replace(f"|{prefix}_disturbed|", "|disturbed|").replace(f"|{prefix}|", "|nominal|")]
+        assert (eps[k].seed, eps[k].disturbance) == (plain.seed, plain.disturbance)
+        pairs.append((eps[k], plain))
+    common = set(eps) & set(ref)
+    for k in common:  # the plain conditions are v2's own episodes
+        assert (eps[k].seed, eps[k].disturbance, eps[k].max_steps) == (ref[k].seed, ref[k].disturbance, ref[k].max_steps)
+    held_out = [k for k in ref if "|disturbed|" in k and k.startswith("procedural-") and "|intervention|" not in k]
+    assert set(held_out) <= common  # all but v2's seen tracks and intervention mode
+    return pairs

@@ -17,6 +17,8 @@ from benchmark.training.augment import AugmentConfig, previous_actions
 from envs import MAX_CURVATURE, DrivingEnv, IndicatorConfig, draw_indicator
 from envs.indicator import BACKGROUND, FILL, TICK, blank_indicator, gauge
 
+from .conftest import twin_pairs
+
 CONFIG = IndicatorConfig()
 HAND = IndicatorConfig(full_scale_per_m=0.1, width_px=48, height_px=6, margin_px=2)
 """A small gauge whose pixels are computed by hand below."""
@@ -87,21 +89,9 @@ def test_previous_actions_follow_each_episode_through_interleaved_rows():
 
 
 def test_the_causal_protocol_pairs_each_twin_with_its_plain_condition_and_v2():
-    causal, v2 = load_protocol("steerbench-causal-v1"), load_protocol("steerbench-v2")
     for profile in ("quick", "full"):
-        eps = {str(e.key): e for e in causal.episodes(profile, teacher=True)}
-        ref = {str(e.key): e for e in v2.episodes(profile, teacher=True)}
-        twins = [k for k in eps if "|indicator" in k]
-        assert len(twins) == len(eps) / 2
-        for k in twins:
-            plain = eps[k.replace("|indicator_disturbed|", "|disturbed|").replace("|indicator|", "|nominal|")]
-            assert (eps[k].seed, eps[k].disturbance) == (plain.seed, plain.disturbance)
-            assert eps[k].indicator == CONFIG and plain.indicator is None
-        for k in set(eps) & set(ref):  # the plain conditions are v2's own episodes
-            assert (eps[k].seed, eps[k].disturbance, eps[k].max_steps) == (ref[k].seed, ref[k].disturbance,
-                                                                          ref[k].max_steps)
-        held_out = [k for k in ref if "|disturbed|" in k and k.startswith("procedural-") and "|intervention|" not in k]
-        assert set(held_out) <= set(eps)  # v2's seen tracks and intervention mode are left out
+        for twin, plain in twin_pairs("steerbench-causal-v1", profile, "indicator"):
+            assert twin.indicator == CONFIG and plain.indicator is None
 
 
 @pytest.mark.parametrize("edit, message", [

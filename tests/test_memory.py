@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.evaluation.protocol import load_protocol
 from envs import DrivingEnv, DropoutConfig
 from envs.dropout import dropout_rng, dropout_schedule
+
+from .conftest import twin_pairs
 
 
 def _drive(env, seed: int, steps: int):
@@ -66,20 +67,10 @@ def test_dropouts_lose_the_frame_and_change_nothing_else(mode):
 
 
 def test_the_memory_protocol_pairs_each_twin_with_its_plain_condition_and_v2():
-    memory, v2 = load_protocol("steerbench-memory-v1"), load_protocol("steerbench-v2")
     for profile in ("quick", "full"):
-        eps = {str(e.key): e for e in memory.episodes(profile, teacher=True)}
-        ref = {str(e.key): e for e in v2.episodes(profile, teacher=True)}
-        twins = [k for k in eps if "|dropout" in k]
-        assert len(twins) == len(eps) / 2
-        for k in twins:
-            plain = eps[k.replace("|dropout_disturbed|", "|disturbed|").replace("|dropout|", "|nominal|")]
-            assert (eps[k].seed, eps[k].disturbance) == (plain.seed, plain.disturbance)
-            assert eps[k].dropout == DropoutConfig(rate_per_s=0.1, min_s=1.0, max_s=2.0, mode="black")
+        for twin, plain in twin_pairs("steerbench-memory-v1", profile, "dropout"):
+            assert twin.dropout == DropoutConfig(rate_per_s=0.1, min_s=1.0, max_s=2.0, mode="black")
             assert plain.dropout is None
-        for k in set(eps) & set(ref):
-            assert (eps[k].seed, eps[k].disturbance) == (ref[k].seed, ref[k].disturbance)
-        assert sum("|disturbed|crash|" in k for k in set(eps) & set(ref)) == len(memory.tracks(profile))
 
 
 # --- training dropouts and the study, end to end on a tiny protocol ----------------------------------
