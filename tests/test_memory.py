@@ -121,6 +121,9 @@ def test_the_memory_study_trains_a_gru_and_compares_it_on_the_same_episodes(smal
     lag = summary["conditions"]["dropout_disturbed"]["lag"]
     assert 0 <= lag["lag"] <= 10 and len(lag["correlations"]) == 11
     assert lag["lag"] == int(np.nanargmax(lag["correlations"]))
+    assert lag["lag_interval"][0] <= lag["lag_interval"][1] and lag["margin_low"] <= lag["margin_high"]
+    card = json.loads((tmp_path / "study" / "gru" / "card.json").read_text())
+    assert card["name"] == "memory-gru" and card["extra"]["config"]["arch"] == "pilotnet-gru"
     text = (tmp_path / "docs" / "mem.md").read_text()
     assert "| dropout_disturbed |" in text and "McNemar" in text
     assert (tmp_path / "docs" / "mem.png").stat().st_size > 10_000

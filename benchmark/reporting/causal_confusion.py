@@ -150,28 +150,37 @@ def run_variant(variant: str, config: CausalConfusionConfig) -> dict:
 
 def card(variant: str, cfg: TrainConfig, onnx: Path, row: dict) -> dict:
     """The variant's model card (the zoo's and the leaderboard's schema)."""
+    gauge = {"plain": "no steering gauge", "gauge": "the steering gauge in every frame",
+             "dropout": f"the steering gauge, with no reading on {cfg.augment.indicator_dropout:.0%} of the samples"}
+    return study_card(
+        f"causal-{variant}", f"behaviour cloning, {cfg.arch} ({cfg.head} head); {gauge[variant]}",
+        f"the causal-confusion study's {variant} model. " + (
+            "Expects the frames of steerbench-causal-v1's indicator conditions." if variant != "plain"
+            else "The plain frames."),
+        cfg, onnx, "benchmark/reporting/causal_confusion.py", {"variant": variant, "heldout": row["heldout"]})
+
+
+def study_card(name: str, method: str, description: str, cfg: TrainConfig, onnx: Path, code: str,
+               extra: dict) -> dict:
+    """A study model's card (the zoo's and the leaderboard's schema), with its provenance in `extra`."""
     from benchmark.common.files import sha256_file, to_jsonable
     from benchmark.common.provenance import command_line, git_sha, package_versions
     from benchmark.data.dataset import Dataset
 
     dataset = Dataset.open(cfg.data, verify=False)
-    tracks = sorted({str(t) for t in dataset.index["track"]})
-    gauge = {"plain": "no steering gauge", "gauge": "the steering gauge in every frame",
-             "dropout": f"the steering gauge, with no reading on {cfg.augment.indicator_dropout:.0%} of the samples"}
+    first = {k: v for k, v in extra.items() if k == "variant"}
     return {
-        "name": f"causal-{variant}",
+        "name": name,
         "authors": ["SteerBench baselines"],
-        "method": f"behaviour cloning, {cfg.arch} ({cfg.head} head); {gauge[variant]}",
-        "training": {"tracks": tracks, "seeds": [cfg.seed]},
+        "method": method,
+        "training": {"tracks": sorted({str(t) for t in dataset.index["track"]}), "seeds": [cfg.seed]},
         "label_budget": len(dataset.index),
         "env_steps": len(dataset.index),
         "licence": "MIT",
-        "code": "benchmark/reporting/causal_confusion.py",
-        "description": (f"Made by `{command_line()}`: the causal-confusion study's {variant} model. "
-                        + ("Expects the frames of steerbench-causal-v1's indicator conditions." if variant != "plain"
-                           else "The plain frames.")),
+        "code": code,
+        "description": f"Made by `{command_line()}`: {description}",
         "extra": {
-            "variant": variant, "augment": to_jsonable(cfg.augment), "heldout": row["heldout"],
+            **first, "augment": to_jsonable(cfg.augment), **{k: v for k, v in extra.items() if k not in first},
             "data_sha256": sha256_file(Path(cfg.data) / "manifest.json"),
             "model_sha256": sha256_file(cfg.out / "model" / "model.safetensors"),
             "onnx_sha256": sha256_file(onnx), "config": to_jsonable(cfg), "git_sha": git_sha(),

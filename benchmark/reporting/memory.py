@@ -34,6 +34,7 @@ from benchmark.training.augment import AugmentConfig
 from benchmark.training.train import TrainConfig
 
 VARIANTS = ("feedforward", "gru")
+BOOTSTRAP_SEED = 20261404
 CONDITIONS = ("disturbed", "dropout_disturbed", "nominal", "dropout")
 
 
@@ -80,23 +81,45 @@ def gru_config(config: MemoryConfig) -> TrainConfig:
                        augment=AugmentConfig(camera_dropout_rate=config.dropout_rate))
 
 
-def response_lag(records, max_lag: int) -> dict:
+def response_lag(records, max_lag: int, n_boot: int = 2000) -> dict:
     """The lag (0..max_lag steps) maximising corr(model curvature at t, teacher's at t - k), pooled
-    over the offpolicy episodes (each episode's pairs; NaN-free steps only), with the correlations."""
-    corrs = []
-    for k in range(max_lag + 1):
-        a, b = [], []
-        for r in records:
-            x, y = np.asarray(r.action, float), np.asarray(r.teacher_action, float)
-            n = min(len(x), len(y))
-            x, y = x[k:n], y[: n - k]
-            ok = np.isfinite(x) & np.isfinite(y)
-            a.append(x[ok])
-            b.append(y[ok])
-        a, b = np.concatenate(a), np.concatenate(b)
-        corrs.append(float(np.corrcoef(a, b)[0, 1]) if a.size > 2 else math.nan)
+    over the offpolicy episodes (finite steps only), with the correlations, and a cluster bootstrap
+    over episodes (fixed seed): the percentile interval of the lag and of corr(0) - corr(1)."""
+    pairs = []  # per episode and lag: (x, y)
+    for r in records:
+        x, y = np.asarray(r.action, float), np.asarray(r.teacher_action, float)
+        n = min(len(x), len(y))
+        per_lag = []
+        for k in range(max_lag + 1):
+            a, b = x[k:n], y[: n - k]
+            ok = np.isfinite(a) & np.isfinite(b)
+            per_lag.append((a[ok], b[ok]))
+        pairs.append(per_lag)
+
+    def correlations(episodes) -> list[float]:
+        out = []
+        for k in range(max_lag + 1):
+            a = np.concatenate([pairs[e][k][0] for e in episodes])
+            b = np.concatenate([pairs[e][k][1] for e in episodes])
+            out.append(float(np.corrcoef(a, b)[0, 1]) if a.size > 2 and a.std() > 0 and b.std() > 0 else math.nan)
+        return out
+
+    if not pairs:
+        return {"lag": -1, "correlations": [math.nan] * (max_lag + 1), "lag_interval": [-1, -1],
+                "margin": math.nan, "margin_low": math.nan, "margin_high": math.nan}
+    corrs = correlations(range(len(pairs)))
     best = int(np.nanargmax(corrs)) if np.isfinite(corrs).any() else -1
-    return {"lag": best, "correlations": corrs}
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    lags, margins = [], []
+    for _ in range(n_boot):
+        c = correlations(rng.integers(0, len(pairs), len(pairs)))
+        if np.isfinite(c).any():
+            lags.append(int(np.nanargmax(c)))
+            margins.append(c[0] - c[1])
+    lo, hi = np.quantile(lags, [0.025, 0.975]) if lags else (-1, -1)
+    m_lo, m_hi = np.nanquantile(margins, [0.025, 0.975]) if margins else (math.nan, math.nan)
+    return {"lag": best, "correlations": corrs, "lag_interval": [int(lo), int(hi)], "margin": corrs[0] - corrs[1],
+            "margin_low": float(m_lo), "margin_high": float(m_hi)}
 
 
 def run_variant(variant: str, config: MemoryConfig) -> dict:
@@ -132,6 +155,14 @@ def run_variant(variant: str, config: MemoryConfig) -> dict:
         row["conditions"][c]["lag"] = response_lag(
             [r for r in records if r.condition == c and r.mode == "offpolicy"], config.max_lag)
     write_json_atomic(folder / "summary.json", row)
+    if variant == "gru":
+        from .causal_confusion import study_card
+
+        write_json_atomic(folder / "card.json", study_card(
+            "memory-gru", f"behaviour cloning, {cfg.arch} ({cfg.head} head), sequences of {cfg.seq_len} steps with "
+            f"camera dropouts ({cfg.augment.camera_dropout_rate} per s)",
+            "the memory study's GRU: recurrent, its state carried through the ONNX graph's state_in / state_out.",
+            cfg, onnx, "benchmark/reporting/memory.py", {"variant": variant}))
     return row
 
 
@@ -172,13 +203,19 @@ def report(rows: dict[str, dict], config: MemoryConfig) -> str:
         lines.append(f"| {c} | {a['crashes']}/{a['n']} [{a['low']:.2f}, {a['high']:.2f}] | "
                      f"{b['crashes']}/{b['n']} [{b['low']:.2f}, {b['high']:.2f}] | "
                      f"{only_a} / {only_b}, p = {mcnemar_exact(only_a, only_b):.2g} |")
-    lines += ["", ("Copycat check, on the teacher's own trajectories (offpolicy mode): the lag k maximising "
-                   "corr(model at t, teacher at t - k), and the correlations at lags 0 and 1."), "",
-              "| model | condition | lag [steps] | corr at 0 | corr at 1 |", "|---|---|---|---|---|"]
+    lines += ["", ("Copycat check, on the teacher's own trajectories (offpolicy mode, the model's answers never "
+                   "executed): the lag k maximising corr(model at t, teacher at t - k) over k = 0.."
+                   f"{config.max_lag}, the correlations at lags 0 and 1 and their difference; intervals are 95% "
+                   "cluster-bootstrap intervals over episodes (2,000 draws). A model that copies its own past "
+                   "answers late: its best lag is above 0."), "",
+              "| model | condition | best lag [steps] [95% CI] | corr at lag 0 | corr at lag 1 | difference [95% CI] |",
+              "|---|---|---|---|---|---|"]
     for v, row in rows.items():
         for c in ("disturbed", "dropout_disturbed"):
             lag = row["conditions"][c]["lag"]
-            lines.append(f"| {v} | {c} | {lag['lag']} | {lag['correlations'][0]:.3f} | {lag['correlations'][1]:.3f} |")
+            lines.append(f"| {v} | {c} | {lag['lag']} [{lag['lag_interval'][0]}, {lag['lag_interval'][1]}] | "
+                         f"{lag['correlations'][0]:.3f} | {lag['correlations'][1]:.3f} | {lag['margin']:+.3f} "
+                         f"[{lag['margin_low']:+.3f}, {lag['margin_high']:+.3f}] |")
     lines.append("")
     return "\n".join(lines)
 
