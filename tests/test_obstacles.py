@@ -282,3 +282,25 @@ def test_obstacles_on_another_lane_are_drawn_but_not_passed():
         _, _, terminated, _, info = _step(env, info)
         _, _, _, _, ref = _step(plain, ref)
         assert not terminated
+
+
+def test_recording_with_obstacles_records_the_teachers_passes(tmp_path):
+    """`record --obstacles`: the teacher's passes are in the labels (its centre labels leave the plain
+    recording's at the obstacles), the manifest names the obstacle settings, and a seed reproduces it."""
+    import json
+
+    from benchmark.data.dataset import Dataset
+    from benchmark.data.record import RecordConfig, run
+
+    common = dict(tracks=(), procedural_seeds="3", steps=250, progress=False)
+    run(RecordConfig(out=tmp_path / "plain", **common))
+    run(RecordConfig(out=tmp_path / "obstacles", obstacles=True, **common))
+    run(RecordConfig(out=tmp_path / "again", obstacles=True, **common))
+    plain, obstacles, again = (Dataset.open(tmp_path / n) for n in ("plain", "obstacles", "again"))
+    manifest = json.loads((tmp_path / "obstacles" / "manifest.json").read_text())
+    assert manifest["obstacles"]["per_km"] == 3.0 and json.loads((tmp_path / "plain" / "manifest.json").read_text())[
+        "obstacles"] is None
+    a, b = (d.index["label_center"].to_numpy() for d in (plain, obstacles))
+    assert len(a) == len(b) and np.abs(a - b).max() > 0.005  # the passes move the labels
+    assert (obstacles.index["label_center"].to_numpy() == again.index["label_center"].to_numpy()).all()
+    assert (obstacles.frames(np.arange(0, 250, 25), 1) == again.frames(np.arange(0, 250, 25), 1)).all()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.common.config import parse_seeds
+from envs import ObstacleConfig
 
 from .collector import TEACHER_LABELS, TeacherBehaviour, collect
 from .dataset import DatasetWriter, simulator_source
@@ -38,6 +39,9 @@ class RecordConfig:
     """Largest |heading error| of a random start (uniform)."""
     noise_std: float = 0.0
     """Gaussian noise on the executed curvature [1/m]; labels stay the teacher's clean actions."""
+    obstacles: bool = False
+    """Put static obstacles on the tracks (envs.ObstacleConfig's defaults, those of steerbench-tasks-v1):
+    the teacher passes each on a side drawn per episode, so its labels there are bimodal."""
     shard_size: int = 2000
     """Steps per frame shard."""
     lockstep: int = 8
@@ -53,12 +57,14 @@ def run(config: RecordConfig) -> dict:
                                  config.steps, config.seed, config.start_offset_m, config.start_heading_rad)
     source = simulator_source("recording", TEACHER_LABELS, tracks=list(config.tracks),
                               procedural_seeds=parse_seeds(config.procedural_seeds), episodes=len(episodes),
-                              seed=config.seed, noise_std=config.noise_std)
+                              seed=config.seed, noise_std=config.noise_std,
+                              obstacles=asdict(ObstacleConfig()) if config.obstacles else None)
     t0 = time.perf_counter()
     with DatasetWriter(config.out, source.frame_shape, source.metadata, config.shard_size,
                        overwrite=config.overwrite) as writer:
         stats = collect(episodes, TeacherBehaviour(config.noise_std), writer, source="teacher",
                         rng=np.random.default_rng(config.seed), lockstep=config.lockstep,
+                        env_kwargs={"obstacles": ObstacleConfig()} if config.obstacles else None,
                         progress=config.progress, desc="record")
         writer.update_metadata(labels=stats.labels, teacher_queries=stats.teacher_queries,
                                env_steps=stats.env_steps, failures=stats.failures)
