@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("benchmark.reporting.bench", "BenchConfig"),
     "causal-confusion": ("benchmark.reporting.causal_confusion", "CausalConfusionConfig"),
     "memory": ("benchmark.reporting.memory", "MemoryConfig"),
+    "multimodal": ("benchmark.reporting.multimodal", "MultimodalConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -55,6 +56,7 @@ SUMMARIES = {
     "baselines": "train the model zoo (bc, bc-shifted, dart, dagger, hg-dagger) at one label budget",
     "causal-confusion": "BC with and without a steering gauge in the frame (and a remedy): the loss-vs-driving gap",
     "memory": "a feed-forward PilotNet against a PilotNet-GRU under camera dropouts (and the copycat check)",
+    "multimodal": "point, mixture and categorical heads on the obstacle task's bimodal demonstrations",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",

@@ -1,0 +1,235 @@
+"""`python -m benchmark multimodal`: point, mixture and categorical heads on bimodal demonstrations.
+
+The obstacle task (envs.obstacles, protocol steerbench-tasks-v1): the teacher passes each obstacle on
+the left or on the right, drawn per obstacle and per episode, so the same image is labelled both ways
+across its demonstrations. A point head trained by least squares learns the average of the two
+answers, straight at the obstacle; a mixture-density or categorical head can keep both and drive one
+(models/heads.py: the most probable component's mean, or bin's centre, chosen inside the ONNX graph).
+
+This study records the teacher on the training tracks with obstacles (`record --obstacles`), trains
+PilotNet with each head on the same data and seed, exports and evaluates each on steerbench-tasks-v1
+(both conditions, quick by default), and reports the crashes and the collisions with obstacles
+(McNemar's exact test against the point head, paired by track), the held-out NLL of the distribution
+heads, and a figure of each head's predicted distribution at one obstacle frame (the obstacle
+figure's frame, which the teacher labels both ways).
+
+Everything resumes (the recording, the trained models, finished evaluation groups), in `out`; the
+report goes to <report>.md and <report>.png.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from benchmark.common.files import write_json_atomic, write_text_atomic
+from benchmark.training.train import TrainConfig
+
+VARIANTS = ("point", "mixture", "categorical")
+CONDITIONS = ("obstacles", "obstacles_disturbed")
+BOOTSTRAP_SEED = 20261405
+
+
+@dataclass(frozen=True)
+class MultimodalConfig:
+    """Point, mixture and categorical heads trained on the obstacle task's bimodal demonstrations."""
+
+    out: Path = Path("runs/multimodal")
+    """Working directory: the recording (data/) and one folder per head."""
+    report: Path = Path("docs/multimodal")
+    """Where the report goes: <report>.md and <report>.png."""
+    variants: tuple[str, ...] = VARIANTS
+    """Heads to train and evaluate."""
+    tracks: tuple[str, ...] = ("racetrack", "racetrack-large", "oval", "sine-road")
+    """Built-in tracks of the recording (the zoo's)."""
+    procedural_seeds: str = "0-39"
+    """Procedural training tracks of the recording (the zoo's)."""
+    steps: int = 180
+    """Steps per recorded episode (one per track: 44 x 180 = 7,920 labels, about the zoo's 8,000)."""
+    epochs: int = 15
+    """Training epochs (the zoo's BC: 15)."""
+    seed: int = 0
+    """Seed of the recording's starts, the initial weights, the split and the batches."""
+    precision: Literal["auto", "bf16", "float32"] = "float32"
+    """Training precision."""
+    protocol: str = "steerbench-tasks-v1"
+    """The protocol with the obstacle conditions."""
+    profile: str = "quick"
+    """Protocol profile."""
+    workers: int = 2
+    """Evaluation worker processes."""
+    threads: int = 0
+    """CPU threads for torch training (0: all cores)."""
+    progress: bool = True
+    """Show progress bars."""
+
+
+def record_data(config: MultimodalConfig) -> Path:
+    from benchmark.data.record import RecordConfig
+    from benchmark.data.record import run as record
+
+    data = Path(config.out) / "data"
+    if not (data / "manifest.json").is_file():
+        record(RecordConfig(out=data, tracks=config.tracks, procedural_seeds=config.procedural_seeds, steps=config.steps, seed=config.seed,
+                            obstacles=True, overwrite=True, progress=config.progress))
+    return data
+
+
+def train_config(variant: str, data: Path, config: MultimodalConfig) -> TrainConfig:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; variants are: {', '.join(VARIANTS)}")
+    return TrainConfig(data=data, out=Path(config.out) / variant / "train", head=variant, epochs=config.epochs,
+                       seed=config.seed, precision=config.precision, threads=config.threads, progress=config.progress)
+
+
+def heldout_nll(model_dir: Path, cfg: TrainConfig) -> dict | None:
+    """Mean NLL [nats] of the validation episodes' centre labels, with a cluster-bootstrap 95% interval
+    over episodes; None for the point head (no distribution)."""
+    import torch
+
+    from benchmark.data.dataset import Dataset
+    from benchmark.evaluation.statistics import cluster_bootstrap
+    from benchmark.training.train import split_episodes
+    from models import load_model
+
+    if cfg.head == "point":
+        return None
+    dataset = Dataset.open(cfg.data)
+    _, val = split_episodes(dataset, cfg.val_fraction, cfg.seed)
+    model = load_model(model_dir)
+    labels = torch.from_numpy(dataset.index["label_center"].to_numpy(np.float32))
+    values = []
+    with torch.inference_mode():
+        for i in val:  # one sample at a time: nll is a batch mean
+            out = model(torch.from_numpy(dataset.frames(np.array([i]), 1)))
+            values.append(float(model.nll(out, labels[i].reshape(1, 1))))
+    episodes = dataset.index["episode"].to_numpy()[val]
+    mean, low, high = cluster_bootstrap(values, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
+    return {"nll": mean, "low": low, "high": high, "samples": len(values), "episodes": len(np.unique(episodes))}
+
+
+def run_variant(variant: str, data: Path, config: MultimodalConfig) -> dict:
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.evaluation.records import read_records
+    from benchmark.training.train import fit
+    from models import load_model
+    from models.onnx_export import export_onnx
+
+    from .causal_confusion import study_card
+
+    cfg = train_config(variant, data, config)
+    folder = Path(config.out) / variant
+    if not (cfg.out / "model" / "config.json").is_file():
+        fit(cfg)
+    onnx = folder / "model.onnx"
+    if not onnx.is_file():
+        export_onnx(load_model(cfg.out / "model"), onnx)
+    results = evaluate(EvaluateConfig(policy=str(onnx), name=f"multimodal-{variant}", protocol=config.protocol,
+                                      profile=config.profile, workers=config.workers, out=folder / "eval",
+                                      progress=config.progress))
+    records = read_records(folder / "eval" / "records.jsonl").records
+    row = {"variant": variant, "nll": heldout_nll(cfg.out / "model", cfg), "conditions": {}}
+    for c in CONDITIONS:
+        paired = results.metrics.conditions[c].paired
+        crash = [r for r in records if r.condition == c and r.mode == "crash"]
+        row["conditions"][c] = {
+            "crashes": paired.crashes.k, "n": paired.crashes.n, "low": paired.crashes.low, "high": paired.crashes.high,
+            "collisions": sum(r.failure_type == "collision" for r in crash),
+            "crashed": {r.track: r.status == "crashed" for r in crash},
+            "collided": {r.track: r.failure_type == "collision" for r in crash}}
+    write_json_atomic(folder / "summary.json", row)
+    write_json_atomic(folder / "card.json", study_card(
+        f"multimodal-{variant}", f"behaviour cloning, {cfg.arch} ({cfg.head} head), on obstacle demonstrations",
+        f"the multimodal study's {variant}-head model, trained on the teacher's obstacle passes.",
+        cfg, onnx, "benchmark/reporting/multimodal.py", {"variant": variant, "nll": row["nll"]}))
+    return row
+
+
+def run(config: MultimodalConfig) -> dict:
+    from benchmark.common.provenance import pinned_git_sha
+
+    with pinned_git_sha():
+        data = record_data(config)
+        rows = {v: run_variant(v, data, config) for v in config.variants}
+    Path(config.report).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(Path(f"{config.report}.md"), report(rows, config))
+    figure(rows, config, Path(f"{config.report}.png"))
+    return {"report": f"{config.report}.md", "variants": list(rows)}
+
+
+def report(rows: dict[str, dict], config: MultimodalConfig) -> str:
+    from benchmark.evaluation.statistics import mcnemar_exact, wilson_interval
+
+    point = rows.get("point")
+    lines = [
+        "# Multimodal demonstrations: point, mixture and categorical heads at obstacles",
+        "",
+        (f"Made by `python -m benchmark multimodal` (protocol {config.protocol}, profile {config.profile}; the "
+         f"teacher recorded with obstacles on {', '.join(config.tracks) or 'no built-in track'} and procedural "
+         f"{config.procedural_seeds}, "
+         f"{config.steps} steps each, seed {config.seed}; {config.epochs} epochs). Crashes and collisions with "
+         "obstacles k/n with Wilson 95% intervals; against the point head by McNemar's exact test on the same "
+         "tracks (only point / only this)."),
+        "",
+        "| head | held-out NLL [nats] | condition | crashes | collisions | vs. point: collisions |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v, row in rows.items():
+        nll = row["nll"]
+        nll_text = "-" if nll is None else f"{nll['nll']:.2f} [{nll['low']:.2f}, {nll['high']:.2f}]"
+        for c in CONDITIONS:
+            d = row["conditions"][c]
+            lo, hi = wilson_interval(d["collisions"], d["n"])
+            versus = "-"
+            if point is not None and v != "point":
+                a, b = point["conditions"][c]["collided"], d["collided"]
+                only_a = sum(a[t] and not b[t] for t in a)
+                only_b = sum(b[t] and not a[t] for t in a)
+                versus = f"{only_a} / {only_b}, p = {mcnemar_exact(only_a, only_b):.2g}"
+            lines.append(f"| {v} | {nll_text} | {c} | {d['crashes']}/{d['n']} [{d['low']:.2f}, {d['high']:.2f}] | "
+                         f"{d['collisions']}/{d['n']} [{lo:.2f}, {hi:.2f}] | {versus} |")
+    lines += ["", ("Held-out NLL: the density of the validation episodes' centre labels under each head "
+                   "(per 1/m), with a cluster-bootstrap interval over episodes (4,000 draws)."), ""]
+    return "\n".join(lines)
+
+
+def figure(rows: dict[str, dict], config: MultimodalConfig, path: Path) -> None:
+    """Each head's predicted distribution at the obstacle figure's frame, with the teacher's two labels."""
+    import torch
+    from matplotlib.figure import Figure
+
+    from models import load_model
+
+    from .obstacle_figure import ObstacleFigureConfig, _episodes
+    from .plots import save
+
+    _, _, runs = _episodes(ObstacleFigureConfig())
+    frame = next(iter(runs.values()))["frame0"]
+    grid = np.linspace(-0.1, 0.1, 401)
+    fig = Figure(figsize=(6.5, 3.6))
+    ax = fig.add_subplot()
+    colours = {"point": "#1f77b4", "mixture": "#d62728", "categorical": "#2ca02c"}
+    top = 1.0
+    with torch.inference_mode():
+        for v in rows:
+            model = load_model(Path(config.out) / v / "train" / "model")
+            out = model(torch.from_numpy(frame[None].copy()))
+            driven = float(model.curvature(out)[0, 0])
+            if model.config.head != "point":
+                density = np.array([math.exp(-float(model.nll(out, torch.tensor([[g]], dtype=torch.float32))))
+                                    for g in grid])
+                ax.plot(grid, density, color=colours.get(v), label=f"{v}: density")
+                top = max(top, float(density.max()))
+            ax.axvline(driven, color=colours.get(v), linestyle="--", label=f"{v}: driven, {driven:+.3f}")
+    for side, run in sorted(runs.items()):
+        ax.axvline(run["label0"], color="black", linewidth=2, alpha=0.5)
+        ax.annotate(f"teacher, {side}", (run["label0"], top * 0.95), ha="center", fontsize=8)
+    ax.set_xlabel("curvature [1/m]")
+    ax.set_ylabel("predicted density [per 1/m]")
+    ax.legend(frameon=False, fontsize=7, loc="upper left")
+    ax.set_title("One obstacle frame, labelled both ways: what each head predicts", fontsize=10)
+    save(fig, path)
