@@ -85,13 +85,12 @@ def train_config(variant: str, config: CausalConfusionConfig) -> TrainConfig:
                        progress=config.progress, augment=augment)
 
 
-def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
-    """Mean squared error [(1/m)^2] of the centre label on the validation episodes, with a 95%
-    cluster-bootstrap interval over episodes (the frames as the variant sees them)."""
+def heldout_per_sample(model_dir: Path, cfg: TrainConfig, measure) -> tuple[np.ndarray, np.ndarray]:
+    """`measure(model, head output (B, k), labels (B, 1)) -> (B,)` on the training run's validation
+    episodes (the frames as the model saw them in training), in batches of 256; (values, episodes)."""
     import torch
 
     from benchmark.data.dataset import Dataset
-    from benchmark.evaluation.statistics import cluster_bootstrap
     from models import load_model
 
     dataset = Dataset.open(cfg.data)
@@ -99,19 +98,33 @@ def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
     model = load_model(model_dir)
     overlay = validation_overlay(dataset, cfg.augment)
     labels = dataset.index["label_center"].to_numpy(np.float32)
-    errors = []
+    values = []
     with torch.inference_mode():
         for i in range(0, len(val), 256):
             s = val[i: i + 256]
             out = model(torch.from_numpy(overlay(dataset.frames(s, 1), s)))
-            pred = model.curvature(out)
-            errors.append((pred.reshape(-1).numpy().astype(np.float64) - labels[s]) ** 2)
-    se = np.concatenate(errors)
-    episodes = dataset.index["episode"].to_numpy()[val]
-    mean, low, high = cluster_bootstrap(se, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
-    per_episode = {str(e): float(se[episodes == e].mean()) for e in np.unique(episodes)}
-    return {"mse": mean, "low": low, "high": high, "samples": int(se.size), "episodes": len(per_episode),
+            values.append(np.asarray(measure(model, out, torch.from_numpy(labels[s]).reshape(-1, 1)), np.float64))
+    return np.concatenate(values) if values else np.zeros(0), dataset.index["episode"].to_numpy()[val]
+
+
+def by_episode(values: np.ndarray, episodes: np.ndarray) -> dict:
+    """The mean with a 95% cluster-bootstrap interval over episodes (4,000 draws), and per episode."""
+    from benchmark.evaluation.statistics import cluster_bootstrap
+
+    mean, low, high = cluster_bootstrap(values, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
+    per_episode = {str(e): float(values[episodes == e].mean()) for e in np.unique(episodes)}
+    return {"mean": mean, "low": low, "high": high, "samples": int(values.size), "episodes": len(per_episode),
             "per_episode": per_episode}
+
+
+def heldout_loss(model_dir: Path, cfg: TrainConfig) -> dict:
+    """Mean squared error [(1/m)^2] of the centre label on the validation episodes, with a 95%
+    cluster-bootstrap interval over episodes (the frames as the variant sees them)."""
+    def squared_error(model, out, y):
+        return (model.curvature(out).reshape(-1).numpy().astype(np.float64) - y.reshape(-1).numpy()) ** 2
+
+    got = by_episode(*heldout_per_sample(model_dir, cfg, squared_error))
+    return {"mse": got.pop("mean"), **got}
 
 
 def run_variant(variant: str, config: CausalConfusionConfig) -> dict:

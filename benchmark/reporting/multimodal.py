@@ -89,27 +89,16 @@ def train_config(variant: str, data: Path, config: MultimodalConfig) -> TrainCon
 def heldout_nll(model_dir: Path, cfg: TrainConfig) -> dict | None:
     """Mean NLL [nats] of the validation episodes' centre labels, with a cluster-bootstrap 95% interval
     over episodes; None for the point head (no distribution)."""
-    import torch
-
-    from benchmark.data.dataset import Dataset
-    from benchmark.evaluation.statistics import cluster_bootstrap
-    from benchmark.training.train import split_episodes
-    from models import load_model
+    from .causal_confusion import by_episode, heldout_per_sample
 
     if cfg.head == "point":
         return None
-    dataset = Dataset.open(cfg.data)
-    _, val = split_episodes(dataset, cfg.val_fraction, cfg.seed)
-    model = load_model(model_dir)
-    labels = torch.from_numpy(dataset.index["label_center"].to_numpy(np.float32))
-    values = []
-    with torch.inference_mode():
-        for i in val:  # one sample at a time: nll is a batch mean
-            out = model(torch.from_numpy(dataset.frames(np.array([i]), 1)))
-            values.append(float(model.nll(out, labels[i].reshape(1, 1))))
-    episodes = dataset.index["episode"].to_numpy()[val]
-    mean, low, high = cluster_bootstrap(values, episodes, np.random.default_rng(BOOTSTRAP_SEED), n_boot=4000)
-    return {"nll": mean, "low": low, "high": high, "samples": len(values), "episodes": len(np.unique(episodes))}
+
+    def nll(model, out, y):  # heads.nll is a batch mean: one row at a time
+        return [float(model.nll(out[j: j + 1], y[j: j + 1])) for j in range(len(y))]
+
+    got = by_episode(*heldout_per_sample(model_dir, cfg, nll))
+    return {"nll": got.pop("mean"), **{k: v for k, v in got.items() if k != "per_episode"}}
 
 
 def run_variant(variant: str, data: Path, config: MultimodalConfig) -> dict:
