@@ -4,7 +4,10 @@ report with collisions and NLL, and the figure of each head's distribution at on
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 TINY = Path(__file__).parent / "data" / "protocol-tiny-tasks.yaml"
 
@@ -15,11 +18,12 @@ def test_the_multimodal_study_trains_each_head_and_reports_collisions(tmp_path, 
 
     monkeypatch.chdir(tmp_path)
     config = MultimodalConfig(out=tmp_path / "study", report=tmp_path / "docs" / "mm", variants=("point", "mixture"),
-                              tracks=(), procedural_seeds="3-4", steps=120, epochs=1, protocol=str(TINY), workers=1,
+                              tracks=(), procedural_seeds="3-4", steps=120, approaches=2, approach_steps=3, epochs=1, protocol=str(TINY), workers=1,
                               threads=1, progress=False)
     run(config)
     manifest = json.loads((tmp_path / "study" / "data" / "manifest.json").read_text())
     assert manifest["obstacles"] is not None  # the demonstrations pass obstacles
+    assert manifest["obstacle_approaches"] == 2 and manifest["approach_steps"] == 3
     for variant in ("point", "mixture"):
         summary = json.loads((tmp_path / "study" / variant / "summary.json").read_text())
         records = read_records(tmp_path / "study" / variant / "eval" / "records.jsonl").records
@@ -34,3 +38,5 @@ def test_the_multimodal_study_trains_each_head_and_reports_collisions(tmp_path, 
     text = (tmp_path / "docs" / "mm.md").read_text()
     assert "| mixture |" in text and "p = " in text
     assert (tmp_path / "docs" / "mm.png").stat().st_size > 10_000
+    with pytest.raises(ValueError, match="other settings"):  # a resume never reuses another recording
+        run(replace(config, approaches=3))

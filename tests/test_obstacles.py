@@ -304,3 +304,36 @@ def test_recording_with_obstacles_records_the_teachers_passes(tmp_path):
     assert len(a) == len(b) and np.abs(a - b).max() > 0.005  # the passes move the labels
     assert (obstacles.index["label_center"].to_numpy() == again.index["label_center"].to_numpy()).all()
     assert (obstacles.frames(np.arange(0, 250, 25), 1) == again.frames(np.arange(0, 250, 25), 1)).all()
+
+
+def test_obstacle_approaches_start_on_the_centre_before_an_obstacle_and_are_labelled_both_ways(tmp_path):
+    """`record --obstacle-approaches`: short episodes from the lane centre on the approach to each obstacle
+    in the way; their first labels (the same kind of image: centre, obstacle ahead) go left in some
+    episodes and right in others, and a seed reproduces them."""
+    import json
+
+    from benchmark.data.dataset import Dataset
+    from benchmark.data.record import RecordConfig, run
+    from benchmark.data.tracksets import obstacle_approach_episodes
+
+    episodes = obstacle_approach_episodes((), "3", 6, 4, seed=1)
+    assert episodes and episodes == obstacle_approach_episodes((), "3", 6, 4, seed=1)
+    env = DrivingEnv("procedural", track_seed=3, obstacles=ObstacleConfig())
+    for e in episodes:
+        options = dict(e.options)
+        _, info = env.reset(seed=e.seed, options=options)
+        assert abs(info["lateral_offset"]) < 1e-9
+        p, ds = env.passes.current(options["start_s"])
+        assert 0 < ds - p.half_length <= ObstacleConfig().ramp_m + env.teacher.lookahead(env.speed) + 1e-6
+    with pytest.raises(ValueError, match="needs obstacles"):
+        run(RecordConfig(out=tmp_path / "x", tracks=(), procedural_seeds="3", obstacle_approaches=2, progress=False))
+    common = dict(tracks=(), procedural_seeds="3", steps=30, obstacles=True, obstacle_approaches=6, approach_steps=4,
+                  seed=1, progress=False)
+    run(RecordConfig(out=tmp_path / "a", **common))
+    run(RecordConfig(out=tmp_path / "b", **common))
+    a, b = Dataset.open(tmp_path / "a"), Dataset.open(tmp_path / "b")
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["obstacle_approaches"] == 6
+    assert len(a.index) == 30 + 4 * len(episodes)
+    assert (a.index["label_center"].to_numpy() == b.index["label_center"].to_numpy()).all()
+    first = a.index[(a.index["step"] == 0) & (a.index["episode"] > 0)]["label_center"].to_numpy()  # approaches
+    assert (first < -0.02).sum() >= 2 and (first > 0.02).sum() >= 2

@@ -13,7 +13,7 @@ from envs import ObstacleConfig
 
 from .collector import TEACHER_LABELS, TeacherBehaviour, collect
 from .dataset import DatasetWriter, simulator_source
-from .tracksets import training_episodes
+from .tracksets import obstacle_approach_episodes, training_episodes
 
 
 @dataclass
@@ -42,6 +42,12 @@ class RecordConfig:
     obstacles: bool = False
     """Put static obstacles on the tracks (envs.ObstacleConfig's defaults, those of steerbench-tasks-v1):
     the teacher passes each on a side drawn per episode, so its labels there are bimodal."""
+    obstacle_approaches: int = 0
+    """With obstacles: extra short episodes per obstacle in the way (on each lane), starting on the lane
+    centre on its approach, where the teacher's labels are bimodal (benchmark.data.tracksets
+    .obstacle_approach_episodes); 0: none."""
+    approach_steps: int = 20
+    """Policy steps of each approach episode."""
     shard_size: int = 2000
     """Steps per frame shard."""
     lockstep: int = 8
@@ -55,10 +61,18 @@ class RecordConfig:
 def run(config: RecordConfig) -> dict:
     episodes = training_episodes(config.tracks, config.procedural_seeds, config.episodes_per_track,
                                  config.steps, config.seed, config.start_offset_m, config.start_heading_rad)
+    approaches = {}  # in the manifest only when used: other recordings' manifests are unchanged
+    if config.obstacle_approaches:
+        approaches = {"obstacle_approaches": config.obstacle_approaches, "approach_steps": config.approach_steps}
+        if not config.obstacles:
+            raise ValueError("obstacle_approaches needs obstacles (--obstacles)")
+        episodes += obstacle_approach_episodes(config.tracks, config.procedural_seeds, config.obstacle_approaches,
+                                               config.approach_steps, config.seed)
     source = simulator_source("recording", TEACHER_LABELS, tracks=list(config.tracks),
                               procedural_seeds=parse_seeds(config.procedural_seeds), episodes=len(episodes),
                               seed=config.seed, noise_std=config.noise_std,
-                              obstacles=asdict(ObstacleConfig()) if config.obstacles else None)
+                              obstacles=asdict(ObstacleConfig()) if config.obstacles else None,
+                              **approaches)
     t0 = time.perf_counter()
     with DatasetWriter(config.out, source.frame_shape, source.metadata, config.shard_size,
                        overwrite=config.overwrite) as writer:

@@ -6,7 +6,9 @@ across its demonstrations. A point head trained by least squares learns the aver
 answers, straight at the obstacle; a mixture-density or categorical head can keep both and drive one
 (models/heads.py: the most probable component's mean, or bin's centre, chosen inside the ONNX graph).
 
-This study records the teacher on the training tracks with obstacles (`record --obstacles`), trains
+This study records the teacher on the training tracks with obstacles (`record --obstacles`), laps plus
+short approach episodes from the lane centre (`--obstacle-approaches`; a lap meets the state where the
+teacher decides once per pass, so without them the heads see almost no bimodal frame), trains
 PilotNet with each head on the same data and seed, exports and evaluates each on steerbench-tasks-v1
 (both conditions, quick by default), and reports the crashes and the collisions with obstacles
 (McNemar's exact test against the point head, paired by track), the held-out NLL of the distribution
@@ -49,13 +51,19 @@ class MultimodalConfig:
     procedural_seeds: str = "0-39"
     """Procedural training tracks of the recording (the zoo's)."""
     steps: int = 180
-    """Steps per recorded episode (one per track: 44 x 180 = 7,920 labels, about the zoo's 8,000)."""
+    """Steps per recorded lap episode (one per track: 44 x 180 = 7,920 labels, about the zoo's 8,000)."""
+    approaches: int = 5
+    """Approach episodes per obstacle in the way and lane, from the lane centre (record
+    --obstacle-approaches): the frames the teacher labels both ways (212 obstacle-lane pairs x 5 x 10 steps =
+    10,600 labels on the default tracks). A lap meets each such state once per pass; 0: laps only."""
+    approach_steps: int = 10
+    """Steps of each approach episode."""
     epochs: int = 15
     """Training epochs (the zoo's BC: 15)."""
     seed: int = 0
     """Seed of the recording's starts, the initial weights, the split and the batches."""
-    precision: Literal["auto", "bf16", "float32"] = "float32"
-    """Training precision."""
+    precision: Literal["auto", "bf16", "float32"] = "auto"
+    """Training precision (auto: bf16 autocast where supported)."""
     protocol: str = "steerbench-tasks-v1"
     """The protocol with the obstacle conditions."""
     profile: str = "quick"
@@ -69,13 +77,27 @@ class MultimodalConfig:
 
 
 def record_data(config: MultimodalConfig) -> Path:
+    import json
+
+    from benchmark.common.config import parse_seeds
     from benchmark.data.record import RecordConfig
     from benchmark.data.record import run as record
 
     data = Path(config.out) / "data"
-    if not (data / "manifest.json").is_file():
-        record(RecordConfig(out=data, tracks=config.tracks, procedural_seeds=config.procedural_seeds, steps=config.steps, seed=config.seed,
-                            obstacles=True, overwrite=True, progress=config.progress))
+    manifest = data / "manifest.json"
+    want = {"tracks": list(config.tracks), "procedural_seeds": parse_seeds(config.procedural_seeds),
+            "seed": config.seed, "obstacle_approaches": config.approaches or None,
+            "approach_steps": config.approach_steps if config.approaches else None}
+    if manifest.is_file():  # resume, but never from a recording made under other settings
+        got = json.loads(manifest.read_text())
+        have = {k: got.get(k) for k in want}
+        if have != want:
+            raise ValueError(f"{data} holds a recording made with other settings ({have}, not {want}); "
+                             "choose a new --out")
+    else:
+        record(RecordConfig(out=data, tracks=config.tracks, procedural_seeds=config.procedural_seeds, steps=config.steps,
+                            seed=config.seed, obstacles=True, obstacle_approaches=config.approaches,
+                            approach_steps=config.approach_steps, overwrite=True, progress=config.progress))
     return data
 
 
@@ -160,7 +182,9 @@ def report(rows: dict[str, dict], config: MultimodalConfig) -> str:
         (f"Made by `python -m benchmark multimodal` (protocol {config.protocol}, profile {config.profile}; the "
          f"teacher recorded with obstacles on {', '.join(config.tracks) or 'no built-in track'} and procedural "
          f"{config.procedural_seeds}, "
-         f"{config.steps} steps each, seed {config.seed}; {config.epochs} epochs). Crashes and collisions with "
+         f"{config.steps} steps each, plus {config.approaches} approach episodes of {config.approach_steps} steps "
+         f"from the lane centre per obstacle and lane; seed {config.seed}; {config.epochs} epochs, "
+         f"precision {config.precision}). Crashes and collisions with "
          "obstacles k/n with Wilson 95% intervals; against the point head by McNemar's exact test on the same "
          "tracks (only point / only this)."),
         "",
