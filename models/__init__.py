@@ -17,6 +17,7 @@ from benchmark.common.files import sha256_file as model_sha256
 from .base import SteeringModel
 from .config import ModelConfig
 from .factory import ARCHITECTURES, build_model
+from .frame_stack import PilotNetStack
 from .inference import infer
 from .io import ModelFileError, load_model, save_model
 from .onnx_export import export_onnx, onnx_parity
@@ -30,6 +31,7 @@ __all__ = [
     "ModelFileError",
     "PilotNet",
     "PilotNetGRU",
+    "PilotNetStack",
     "ResNet18Steer",
     "SteeringModel",
     "build_model",

@@ -9,7 +9,7 @@ from typing import Literal
 
 from benchmark.common.config import require
 
-Arch = Literal["pilotnet", "pilotnet-gru", "resnet18"]
+Arch = Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "resnet18"]
 Head = Literal["point", "gaussian", "mixture", "categorical"]
 Activation = Literal["relu", "elu"]
 
@@ -23,7 +23,8 @@ class ModelConfig:
     """Architecture of a steering policy."""
 
     arch: Arch = "pilotnet"
-    """Backbone: PilotNet (Bojarski et al. 2016), its features into a GRU, or torchvision ResNet-18 from scratch."""
+    """Backbone: PilotNet (Bojarski et al. 2016), its features into a GRU, its features over a stack of past frames,
+    or torchvision ResNet-18 from scratch."""
     head: Head = "point"
     """Output head: point (curvature, MSE loss), gaussian (mean and log-std, Gaussian NLL), mixture (K Gaussians,
     mixture NLL) or categorical (curvature bins, cross-entropy); see models/heads.py."""
@@ -33,6 +34,12 @@ class ModelConfig:
     """Nonlinearity of PilotNet's layers and the GRU variant's head (relu trains faster on CPU than elu)."""
     gru_hidden: int = 64
     """Hidden size of the GRU of pilotnet-gru."""
+    stack_frames: int = 5
+    """Frames in the window of pilotnet-stack: the current one and stack_frames - 1 earlier ones (at least 2)."""
+    stack_stride: int = 5
+    """Steps between the frames of pilotnet-stack's window (5 x 4 = 20 steps: 2 s at 10 Hz)."""
+    stack_channels: int = 64
+    """Features per frame of pilotnet-stack's window (PilotNet's 1152 squeezed by a shared linear layer)."""
     input_height: int = 66
     """Frame height [px]; PilotNet requires 66."""
     input_width: int = 200
@@ -53,7 +60,8 @@ class ModelConfig:
         for name, choices in (("arch", Arch), ("head", Head), ("activation", Activation)):
             allowed, value = typing.get_args(choices), getattr(self, name)
             require(value in allowed, f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("gru_hidden", "input_height", "input_width", "mixture_components", "categorical_bins"):
+        for name in ("gru_hidden", "stack_frames", "stack_stride", "stack_channels", "input_height", "input_width",
+                     "mixture_components", "categorical_bins"):
             value = getattr(self, name)
             require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                     f"{name} must be a positive integer, got {value!r}")
@@ -62,12 +70,13 @@ class ModelConfig:
             require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                     f"{name} must be a finite number, got {value!r}")
         require(self.output_scale > 0, f"output_scale must be positive, got {self.output_scale}")
+        require(self.stack_frames >= 2, f"stack_frames must be at least 2, got {self.stack_frames}")
         require(self.categorical_bins >= 2, f"categorical_bins must be at least 2, got {self.categorical_bins}")
         require(self.categorical_max > 0, f"categorical_max must be positive, got {self.categorical_max}")
         require(self.log_std_min < self.log_std_max,
                 f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         size = (self.input_height, self.input_width)
-        if self.arch in ("pilotnet", "pilotnet-gru"):
+        if self.arch in ("pilotnet", "pilotnet-gru", "pilotnet-stack"):
             require(size == PILOTNET_SIZE,
                     f"{self.arch} requires {PILOTNET_SIZE[0]}x{PILOTNET_SIZE[1]} frames (input_height x input_width), "
                     f"got {size[0]}x{size[1]}; resize the camera or use arch='resnet18'")

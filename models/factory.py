@@ -8,6 +8,7 @@ from benchmark.common.config import build_config
 
 from .base import SteeringModel
 from .config import ModelConfig
+from .frame_stack import PilotNetStack
 from .pilotnet import PilotNet
 from .recurrent import PilotNetGRU
 from .resnet import ResNet18Steer
@@ -15,6 +16,7 @@ from .resnet import ResNet18Steer
 ARCHITECTURES: dict[str, type[SteeringModel]] = {
     "pilotnet": PilotNet,
     "pilotnet-gru": PilotNetGRU,
+    "pilotnet-stack": PilotNetStack,
     "resnet18": ResNet18Steer,
 }
 

@@ -99,7 +99,7 @@ def test_training_dropouts_black_out_stretches_of_sequences_and_a_share_of_singl
     assert (untouched == 7).all()
 
 
-def test_the_memory_study_trains_a_gru_and_compares_it_on_the_same_episodes(small_dataset, untrained_model, tmp_path,
+def test_the_memory_study_trains_memory_models_and_compares_them_on_the_same_episodes(small_dataset, untrained_model, tmp_path,
                                                                             monkeypatch):
     from benchmark.evaluation.records import read_records
     from benchmark.reporting.memory import MemoryConfig, run
@@ -114,7 +114,7 @@ def test_the_memory_study_trains_a_gru_and_compares_it_on_the_same_episodes(smal
                           epochs=1, seq_len=8, dropout_rate=1.0, protocol=str(TINY), workers=1, threads=1,
                           progress=False)
     run(config)
-    for variant in ("feedforward", "gru"):
+    for variant in ("feedforward", "gru", "stack"):
         records = read_records(tmp_path / "study" / variant / "eval" / "records.jsonl").records
         assert {r.condition for r in records} == {"disturbed", "nominal", "dropout_disturbed", "dropout"}
     summary = json.loads((tmp_path / "study" / "gru" / "summary.json").read_text())
@@ -124,6 +124,10 @@ def test_the_memory_study_trains_a_gru_and_compares_it_on_the_same_episodes(smal
     assert lag["lag_interval"][0] <= lag["lag_interval"][1] and lag["margin_low"] <= lag["margin_high"]
     card = json.loads((tmp_path / "study" / "gru" / "card.json").read_text())
     assert card["name"] == "memory-gru" and card["extra"]["config"]["arch"] == "pilotnet-gru"
+    card = json.loads((tmp_path / "study" / "stack" / "card.json").read_text())
+    assert card["name"] == "memory-stack" and card["extra"]["config"]["arch"] == "pilotnet-stack"
     text = (tmp_path / "docs" / "mem.md").read_text()
-    assert "| dropout_disturbed |" in text and "McNemar" in text
+    assert "| dropout_disturbed |" in text and "only feed-forward / only frame stack, McNemar p" in text
+    with pytest.raises(ValueError, match="at least one memory model"):
+        run(MemoryConfig(variants=("feedforward",)))
     assert (tmp_path / "docs" / "mem.png").stat().st_size > 10_000

@@ -17,6 +17,7 @@ from models import (
     ModelFileError,
     PilotNet,
     PilotNetGRU,
+    PilotNetStack,
     ResNet18Steer,
     build_model,
     export_onnx,
@@ -180,6 +181,35 @@ def test_gru_steps_match_its_sequence_forward():
         net(x[:, 0], torch.zeros(3, 16))
 
 
+def test_frame_stack_sees_exactly_its_window_and_steps_match_its_sequence_forward():
+    net = model(arch="pilotnet-stack", stack_frames=3, stack_stride=2, stack_channels=8).eval()
+    assert isinstance(net, PilotNetStack) and net.recurrent and net.span == 4
+    assert torch.equal(net.initial_state(2), torch.zeros(2, 4 * 8))
+    x = frames(2, t=7)
+    with torch.no_grad():
+        seq, last = net.forward_sequence(x)
+        assert seq.shape == (2, 7, 1) and last.shape == (2, 32)
+        state = None
+        for t in range(7):
+            out, state = net(x[:, t], state)
+            assert torch.allclose(out, seq[:, t], atol=1e-6)
+        assert torch.allclose(state, last, atol=1e-6)
+        # Step 6 reads frames 6, 4 and 2: changing frame 5 leaves it, changing frame 2 moves it.
+        for t, moves in ((5, False), (2, True), (1, False)):
+            y = x.clone()
+            y[:, t] = 255 - y[:, t]
+            got = net.forward_sequence(y)[0][:, 6]
+            assert torch.equal(got, seq[:, 6]) != moves, t
+        # A sequence split in two, the state carried, gives the same answers.
+        first, mid = net.forward_sequence(x[:, :3])
+        second, end = net.forward_sequence(x[:, 3:], mid)
+        assert torch.allclose(torch.cat([first, second], 1), seq, atol=1e-6) and torch.allclose(end, last, atol=1e-6)
+    with pytest.raises(ValueError, match="state must have shape"):
+        net(x[:, 0], torch.zeros(2, 16))
+    with pytest.raises(ConfigError, match="stack_frames must be at least 2"):
+        model(arch="pilotnet-stack", stack_frames=1)
+
+
 def test_resnet18_is_from_scratch_and_takes_other_sizes():
     net = model(arch="resnet18", head="gaussian")
     assert isinstance(net, ResNet18Steer) and not net.recurrent and net.initial_state(4) is None
@@ -198,6 +228,7 @@ ONNX_CASES = {
     "pilotnet-mixture": {"head": "mixture", "mixture_components": 3},
     "pilotnet-categorical": {"head": "categorical"},
     "pilotnet-gru-mixture": {"arch": "pilotnet-gru", "head": "mixture", "gru_hidden": 16},
+    "pilotnet-stack": {"arch": "pilotnet-stack", "stack_frames": 3, "stack_stride": 2, "stack_channels": 8},
     "resnet18": {"arch": "resnet18"},
 }
 
@@ -220,7 +251,7 @@ def test_onnx_export_matches_torch_with_a_dynamic_batch(case, tmp_path):
     assert os.listdir(tmp_path) == ["policy.onnx"]  # self-contained: no external data file
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    k_hidden = net.config.gru_hidden
+    k_hidden = net.initial_state(1).shape[1] if net.recurrent else None
     ins = {i.name: (i.type, i.shape) for i in session.get_inputs()}
     outs = {o.name: o.shape for o in session.get_outputs()}
     expected_in = {"frames": ("tensor(uint8)", ["batch", 66, 200, 3])}

@@ -65,7 +65,7 @@ class ImitationConfig:
     """A collection episode ends when the car is this far off its lane centre (a safety driver's reset)."""
     seed: int = 0
     """Seed of everything: episodes, noise, mixtures, weights, batches."""
-    arch: Literal["pilotnet", "pilotnet-gru", "resnet18"] = "pilotnet"
+    arch: Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "resnet18"] = "pilotnet"
     """Network."""
     head: Head = "point"
     """Output head (see `train bc --help`)."""

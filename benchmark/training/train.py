@@ -42,8 +42,9 @@ class TrainConfig:
     """Dataset directory (from `record`, `drive`, `import-udacity` or an imitation run)."""
     out: Path = Path("runs/bc")
     """Run directory: checkpoint/, model/ (best validation loss), train_log.csv."""
-    arch: Literal["pilotnet", "pilotnet-gru", "resnet18"] = "pilotnet"
-    """Network: PilotNet, PilotNet features into a GRU, or ResNet-18 from scratch."""
+    arch: Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "resnet18"] = "pilotnet"
+    """Network: PilotNet, PilotNet features into a GRU, PilotNet over a stack of past frames (models/frame_stack.py:
+    5 frames 5 steps apart, a 2 s window), or ResNet-18 from scratch."""
     head: Head = "point"
     """Output head: curvature with MSE, mean and log-std with Gaussian NLL, a mixture of Gaussians with its NLL, or
     curvature bins with cross-entropy (mixture: the most probable component's mean drives; categorical: the most
