@@ -120,7 +120,9 @@ def _draw_map(track: Track, size: tuple[int, int], ppm: float, origin: tuple[flo
             LaneGraphics.display(lane, surface)
     finally:
         WorldSurface.WHITE = (255, 255, 255)
-    image = np.ascontiguousarray(pygame.surfarray.array3d(surface).transpose(1, 0, 2))
+    # row-major RGB straight from the surface: one copy (surfarray's column-major array and its transpose
+    # took ten times as long)
+    image = np.frombuffer(pygame.image.tobytes(surface, "RGB"), np.uint8).reshape(size[1], size[0], 3)
     # Texture on the ground (deterministic per track) so the scene is not flat colour: smooth
     # blotches plus fine grain from a tiled patch, added with saturating uint8 arithmetic.
     rng = np.random.default_rng(zlib.crc32(track.name.encode()))
@@ -130,7 +132,8 @@ def _draw_map(track: Track, size: tuple[int, int], ppm: float, origin: tuple[flo
     tex += np.tile(grain, (size[1] // 256 + 1, size[0] // 256 + 1))[: size[1], : size[0]]
     up = cv2.merge([cv2.convertScaleAbs(np.maximum(tex, 0))] * 3)
     down = cv2.merge([cv2.convertScaleAbs(np.minimum(tex, 0))] * 3)
-    return np.ascontiguousarray(cv2.subtract(cv2.add(image, up), down))
+    out = cv2.add(image, up)
+    return cv2.subtract(out, down, dst=out)  # in place: a second 30-80 MB image costs its page faults
 
 
 @functools.lru_cache(maxsize=8)

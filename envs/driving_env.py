@@ -26,7 +26,7 @@ from highway_env.vehicle.behavior import IDMVehicle
 
 from benchmark.common.config import ConfigError, build_config, require
 
-from .camera import Box, Camera, CameraConfig, map_texture
+from .camera import Box, Camera, CameraConfig, MapTexture, map_texture
 from .dropout import DropoutConfig, dropout_rng, dropout_schedule
 from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import (
@@ -190,7 +190,7 @@ class DrivingEnv(gym.Env):
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": self.config.policy_hz}
         self.camera = Camera(self.camera_config)
-        self.map = map_texture(self.track, self.camera_config.map_ppm)
+        self._map: MapTexture | None = None
         self.teacher = Teacher(self.config.teacher)
         self.speed = self.config.cruise_speed or self.track.speed
         self.dt = 1.0 / (self.config.policy_hz * self.config.sim_substeps)
@@ -206,6 +206,14 @@ class DrivingEnv(gym.Env):
         """The teacher's passes of this episode's obstacles (None without obstacles)."""
         self._offset = None
         self._obstacle_boxes: list = []
+
+    @property
+    def map(self) -> MapTexture:
+        """The track's map texture, drawn on first use: an env that never renders (the teacher's and the
+        straight-ahead policy's evaluations) never pays for it, about a second for a large track."""
+        if self._map is None:
+            self._map = map_texture(self.track, self.camera_config.map_ppm)
+        return self._map
 
     # --- episode --------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):

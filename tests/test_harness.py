@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from benchmark.evaluation.evaluate import EvaluateConfig, RecordsMismatch, evaluate
+from benchmark.evaluation.evaluate import EvaluateConfig, RecordsMismatch, bundles_of, evaluate, groups_of
 from benchmark.evaluation.protocol import ProtocolError, load_protocol
 from benchmark.evaluation.results import Results
 from benchmark.evaluation.rollouts import run_episodes
@@ -124,6 +124,17 @@ def test_two_runs_give_identical_metrics(tmp_path, untrained_model):
     a = evaluate(EvaluateConfig(out=tmp_path / "a", **kwargs))
     b = evaluate(EvaluateConfig(out=tmp_path / "b", **kwargs))
     assert a.metrics == b.metrics
+
+
+def test_workers_get_a_tracks_groups_together_and_every_group_once():
+    protocol = load_protocol(str(ROOT / "tests" / "data" / "protocol-tiny-v2.yaml"))
+    groups = groups_of(protocol.episodes("quick"), 8)
+    for workers, most in ((1, len(groups) // 4), (2, len(groups) // 8), (64, 1)):
+        bundles = bundles_of(groups, workers)
+        assert sorted(g[0].group for b in bundles for g in b) == sorted(g[0].group for g in groups)
+        assert all(len({(g[0].track, g[0].track_seed) for g in b}) == 1 and 1 <= len(b) <= max(1, most)
+                   for b in bundles)
+    assert max(len(b) for b in bundles_of(groups, 1)) > 1  # a track's conditions and modes share a task
 
 
 def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained_model):

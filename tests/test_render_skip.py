@@ -87,4 +87,6 @@ def test_env_without_render_observation_steps_the_same():
     without, obs, env = run(False)
     assert without == with_camera
     assert not obs.any() and not obs.flags.writeable and obs.shape == env.observation_space.shape
+    assert env._map is None  # the map texture is never drawn for an env that never renders
     assert env.render_view().any()  # on request, frames are still rendered
+    assert env._map is env.map

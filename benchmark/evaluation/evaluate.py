@@ -1,9 +1,10 @@
 """`python -m benchmark evaluate`: a policy on the versioned protocol -> records and results.
 
 The protocol's episodes are split into groups (one track, condition and mode; at most
-`group_size` episodes) that run in lockstep in worker processes, one per core. Each finished
-group's records are appended to `records.jsonl` (one line per episode, fsync'ed) as soon as it
-ends, so a killed run loses at most the groups in flight; a rerun resumes with the groups that
+`group_size` episodes) that run in lockstep in worker processes, one per core, a track's groups
+one after the other in one task (`bundles_of`: its map texture is drawn once). Each finished
+group's records are appended to `records.jsonl` (one line per episode, fsync'ed) as soon as its
+task ends, so a killed run loses at most the tasks in flight; a rerun resumes with the groups that
 are missing. Groups are the unit of resumption because batched inference is only bit-identical
 for the same batch composition: resuming whole groups keeps the final results identical.
 
@@ -247,14 +248,33 @@ def default_out(protocol: str, profile: str, name: str) -> Path:
     return RESULTS_ROOT / protocol / profile / name
 
 
+def _run_bundle(spec: PolicySpec, groups: list[list[EvalEpisode]], threshold: float, hz: float
+                ) -> list[list[EpisodeRecord]]:
+    """Groups of one track, one after the other in one worker: its map texture is drawn once."""
+    return [_run_group(spec, g, threshold, hz) for g in groups]
+
+
+def bundles_of(groups: list[list[EvalEpisode]], workers: int) -> list[list[list[EvalEpisode]]]:
+    """The groups as the workers' tasks: consecutive groups of one track together (the track's map, drawn
+    by the first, is cached for the rest; with one episode per track and condition, as in v2, a task per
+    group drew every map once per condition and mode), at most a quarter of the groups per worker's
+    share in one task, so that the workers stay busy to the end. Results do not depend on the tasks."""
+    most = max(1, len(groups) // (4 * max(1, workers)))
+    by_track: dict[tuple, list[list[EvalEpisode]]] = {}
+    for g in groups:
+        by_track.setdefault((g[0].track, g[0].track_seed), []).append(g)
+    return [gs[i: i + most] for gs in by_track.values() for i in range(0, len(gs), most)]
+
+
 def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, config: EvaluateConfig,
                 on_done: Callable[[list[EpisodeRecord]], None]) -> None:
-    """Run the groups in worker processes; each finished group goes to `on_done` at once."""
+    """Run the groups in worker processes, bundled by track (`bundles_of`); each finished group goes
+    to `on_done` as its bundle ends."""
     workers = max(1, config.workers)
     start = time.monotonic()
     with _pool(workers, config.memory_limit_mb) as pool:
-        futures = {pool.submit(_run_group, spec, g, protocol.intervention_threshold_m, protocol.policy_hz): g
-                   for g in todo}
+        futures = {pool.submit(_run_bundle, spec, b, protocol.intervention_threshold_m, protocol.policy_hz): b
+                   for b in bundles_of(todo, workers)}
         pending = set(futures)
         while pending:
             timeout = None
@@ -264,15 +284,16 @@ def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, confi
                     raise EvaluationTimeout(config.time_limit_s)
             finished, pending = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
-                group = futures[fut][0].group
+                group = futures[fut][0][0].group
                 try:
-                    records = fut.result()
+                    results = fut.result()
                 except cf.process.BrokenProcessPool as exc:
                     raise WorkerDied(f"a worker process died (crash or out of memory) while evaluating {group}") \
                         from exc
                 except MemoryError as exc:
                     raise WorkerOutOfMemory(f"a worker ran out of memory evaluating {group}") from exc
-                on_done(records)
+                for records in results:
+                    on_done(records)
 
 
 def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], None] | None = None) -> Results:
