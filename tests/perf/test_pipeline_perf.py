@@ -106,7 +106,7 @@ def test_recording_speed(compare, tmp_path):
         return 3 * steps
 
     result = compare(record, render_only, rounds=5, name="recorded_frames", reference_name="rendered_frames")
-    assert result["recorded_frames_per_s"] > 500
+    assert result["ratio"] >= 0.6  # a ratio measured side by side, not frames/s: the machine is shared
 
 
 def test_closed_loop_evaluation_vs_bare_batched_inference(compare):
