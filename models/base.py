@@ -61,6 +61,37 @@ class SteeringModel(nn.Module):
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
 
 
+class RecurrentSteeringModel(SteeringModel):
+    """A model with state: `forward_sequence(frames (N, T, H, W, 3), state) -> (out (N, T, k), state)`, and
+    one step of it, `forward(frames (N, H, W, 3), state) -> (out (N, k), state)`; a state of None is the
+    initial one. Subclasses implement `initial_state` and `_sequence` (frames already checked)."""
+
+    recurrent = True
+
+    def forward(self, frames: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: frames (N, H, W, 3), state or None (the initial state) -> (out (N, k), new state)."""
+        if frames.dim() != 4:
+            raise ValueError(f"forward takes one step of frames (N, H, W, 3), got {tuple(frames.shape)}; "
+                             "use forward_sequence for (N, T, H, W, 3)")
+        out, state = self.forward_sequence(frames.unsqueeze(1), state)
+        return out[:, 0], state
+
+    def forward_sequence(self, frames: torch.Tensor, state: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames (N, T, H, W, 3), state or None -> (out (N, T, k), the state after the last step)."""
+        if frames.dim() != 5:
+            raise ValueError(f"forward_sequence needs frames of shape (N, T, H, W, 3), got {tuple(frames.shape)}")
+        n = frames.shape[0]
+        if state is None:
+            state = self.initial_state(n)
+        elif state.shape != (want := (n, *self.initial_state(1).shape[1:])):
+            raise ValueError(f"state must have shape {want}, got {tuple(state.shape)}")
+        return self._sequence(frames, state)
+
+    def _sequence(self, frames: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
 def he_init(modules) -> None:
     """Kaiming-normal weights and zero biases for the convolutions and linear layers in `modules`.
 

@@ -17,16 +17,14 @@ import torch
 from torch import nn
 
 from . import heads
-from .base import SteeringModel, activation, he_init
+from .base import RecurrentSteeringModel, activation, he_init
 from .config import ModelConfig
 from .pilotnet import FEATURES, PilotNetFeatures
 
 
-class PilotNetStack(SteeringModel):
+class PilotNetStack(RecurrentSteeringModel):
     """Frames (N, 66, 200, 3) and state (N, span * C) -> (head output (N, k), new state (N, span * C)),
     span = (stack_frames - 1) * stack_stride past steps of C = stack_channels features, oldest first."""
-
-    recurrent = True
 
     def __init__(self, config: ModelConfig | None = None):
         config = config or ModelConfig(arch="pilotnet-stack")
@@ -59,27 +57,11 @@ class PilotNetStack(SteeringModel):
         ref = self.fc[0].weight
         return torch.zeros(batch_size, self.span * self.config.stack_channels, dtype=ref.dtype, device=ref.device)
 
-    def forward(self, frames: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: frames (N, H, W, 3), state (N, span * C) or None (zeros) -> (out (N, k), state)."""
-        if frames.dim() != 4:
-            raise ValueError(f"forward takes one step of frames (N, H, W, 3), got {tuple(frames.shape)}; "
-                             "use forward_sequence for (N, T, H, W, 3)")
-        out, state = self.forward_sequence(frames.unsqueeze(1), state)
-        return out[:, 0], state
-
-    def forward_sequence(self, frames: torch.Tensor, state: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (N, T, H, W, 3), state (N, span * C) or None -> (out (N, T, k), last state (N, span * C))."""
-        if frames.dim() != 5:
-            raise ValueError(f"forward_sequence needs frames of shape (N, T, H, W, 3), got {tuple(frames.shape)}")
+    def _sequence(self, frames: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, t = frames.shape[:2]
         c, span = self.config.stack_channels, self.span
         x = self._input(frames.flatten(0, 1), self.features[0].weight)
         z = self.squeeze(self.features(x)).unflatten(0, (n, t))  # (N, T, C)
-        if state is None:
-            state = self.initial_state(n)
-        elif state.shape != (n, span * c):
-            raise ValueError(f"state must have shape ({n}, {span * c}), got {tuple(state.shape)}")
         full = torch.cat([state.reshape(-1, span, c).to(z.dtype), z], dim=1)  # (N, span + T, C)
         index = span + torch.arange(t, device=z.device)[:, None] - self._offsets[None, :]  # (T, stack_frames)
         window = full[:, index]  # (N, T, stack_frames, C)

@@ -11,15 +11,14 @@ import torch
 from torch import nn
 
 from . import heads
-from .base import SteeringModel, activation, he_init
+from .base import RecurrentSteeringModel, activation, he_init
 from .config import ModelConfig
 from .pilotnet import FEATURES, PilotNetFeatures
 
 
-class PilotNetGRU(SteeringModel):
-    """Frames (N, 66, 200, 3) and state (N, hidden) -> (head output (N, k), new state (N, hidden))."""
-
-    recurrent = True
+class PilotNetGRU(RecurrentSteeringModel):
+    """Frames (N, 66, 200, 3) and state (N, hidden) -> (head output (N, k), new state (N, hidden)); whole
+    sequences (N, T, 66, 200, 3) through `forward_sequence`."""
 
     def __init__(self, config: ModelConfig | None = None):
         config = config or ModelConfig(arch="pilotnet-gru")
@@ -42,26 +41,10 @@ class PilotNetGRU(SteeringModel):
         ref = self.head[0].weight
         return torch.zeros(batch_size, self.config.gru_hidden, dtype=ref.dtype, device=ref.device)
 
-    def forward(self, frames: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: frames (N, H, W, 3), state (N, hidden) or None (zeros) -> (out (N, k), state)."""
-        if frames.dim() != 4:
-            raise ValueError(f"forward takes one step of frames (N, H, W, 3), got {tuple(frames.shape)}; "
-                             "use forward_sequence for (N, T, H, W, 3)")
-        out, state = self.forward_sequence(frames.unsqueeze(1), state)
-        return out[:, 0], state
-
-    def forward_sequence(self, frames: torch.Tensor, state: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames (N, T, H, W, 3), state (N, hidden) or None -> (out (N, T, k), last state (N, hidden))."""
-        if frames.dim() != 5:
-            raise ValueError(f"forward_sequence needs frames of shape (N, T, H, W, 3), got {tuple(frames.shape)}")
+    def _sequence(self, frames: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n, t = frames.shape[:2]
         # The convolutions see all N * T frames as one batch; only the GRU runs step by step.
         x = self._input(frames.flatten(0, 1), self.features[0].weight)
         feats = self.features(x).unflatten(0, (n, t))
-        if state is None:
-            state = self.initial_state(n)
-        elif state.shape != (n, self.config.gru_hidden):
-            raise ValueError(f"state must have shape ({n}, {self.config.gru_hidden}), got {tuple(state.shape)}")
         seq, last = self.gru(feats, state.unsqueeze(0))
         return self._finish(self.head(seq)), last[0]
