@@ -40,3 +40,7 @@ def test_the_multimodal_study_trains_each_head_and_reports_collisions(tmp_path, 
     assert (tmp_path / "docs" / "mm.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="other settings"):  # a resume never reuses another recording
         run(replace(config, approaches=3))
+    with pytest.raises(ValueError, match="other settings .log_std_max"):  # nor a model trained otherwise
+        run(replace(config, mixture_log_std_max=-3.0))
+    mixture_model = json.loads((tmp_path / "study" / "mixture" / "train" / "model" / "config.json").read_text())
+    assert mixture_model["log_std_max"] == config.mixture_log_std_max == -3.5

@@ -58,6 +58,10 @@ class MultimodalConfig:
     10,600 labels on the default tracks). A lap meets each such state once per pass; 0: laps only."""
     approach_steps: int = 10
     """Steps of each approach episode."""
+    mixture_log_std_max: float = -3.5
+    """Upper bound of each mixture component's log-std [log of 1/m]: -3.5 is a std of 0.03 1/m, a tenth of
+    the distance between the two passing modes (about 0.3 1/m). Unbounded (0), the mixture learnt one
+    wide and one narrow component, both centred on 0 (see docs/multimodal.md)."""
     epochs: int = 15
     """Training epochs (the zoo's BC: 15)."""
     seed: int = 0
@@ -104,8 +108,30 @@ def record_data(config: MultimodalConfig) -> Path:
 def train_config(variant: str, data: Path, config: MultimodalConfig) -> TrainConfig:
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; variants are: {', '.join(VARIANTS)}")
+    extra = {"log_std_max": config.mixture_log_std_max} if variant == "mixture" else {}
     return TrainConfig(data=data, out=Path(config.out) / variant / "train", head=variant, epochs=config.epochs,
-                       seed=config.seed, precision=config.precision, threads=config.threads, progress=config.progress)
+                       seed=config.seed, precision=config.precision, threads=config.threads, progress=config.progress,
+                       **extra)
+
+
+RUN_ONLY = ("precision", "threads", "progress", "device")
+"""TrainConfig fields that do not change what a run learns (precision is saved resolved)."""
+
+
+def check_resumable(cfg: TrainConfig) -> None:
+    """Refuse to reuse a trained model whose saved training config differs from `cfg` (other settings)."""
+    import json
+
+    from benchmark.common.files import to_jsonable
+
+    saved = cfg.out / "train_config.json"
+    if not saved.is_file():
+        return
+    have, want = json.loads(saved.read_text()), to_jsonable(cfg)
+    default = to_jsonable(TrainConfig())  # a field newer than the saved run had its default there
+    diff = sorted(k for k in want if k not in RUN_ONLY and have.get(k, default.get(k)) != want[k])
+    if diff:
+        raise ValueError(f"{cfg.out} holds a run made with other settings ({', '.join(diff)}); choose a new --out")
 
 
 def heldout_nll(model_dir: Path, cfg: TrainConfig) -> dict | None:
@@ -134,6 +160,7 @@ def run_variant(variant: str, data: Path, config: MultimodalConfig) -> dict:
 
     cfg = train_config(variant, data, config)
     folder = Path(config.out) / variant
+    check_resumable(cfg)
     if not (cfg.out / "model" / "config.json").is_file():
         fit(cfg)
     onnx = folder / "model.onnx"
@@ -184,7 +211,8 @@ def report(rows: dict[str, dict], config: MultimodalConfig) -> str:
          f"{config.procedural_seeds}, "
          f"{config.steps} steps each, plus {config.approaches} approach episodes of {config.approach_steps} steps "
          f"from the lane centre per obstacle and lane; seed {config.seed}; {config.epochs} epochs, "
-         f"precision {config.precision}). Crashes and collisions with "
+         f"precision {config.precision}; mixture components' log-std at most {config.mixture_log_std_max:g}). "
+         "Crashes and collisions with "
          "obstacles k/n with Wilson 95% intervals; against the point head by McNemar's exact test on the same "
          "tracks (only point / only this)."),
         "",

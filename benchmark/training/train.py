@@ -53,6 +53,10 @@ class TrainConfig:
     """Gaussian components of the mixture head."""
     categorical_bins: int = 61
     """Curvature bins of the categorical head, over +-0.18 1/m."""
+    log_std_max: float = 0.0
+    """Upper clamp of the log-std [log of 1/m] of the gaussian head and of each mixture component (0: a std of
+    1 1/m, no real bound). A bound such as -3.5 (0.03 1/m) keeps a mixture from covering two modes with one
+    wide component."""
     epochs: int = 8
     """Passes over the training split."""
     max_updates: int = 0
@@ -98,7 +102,7 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         """The ModelConfig of a fresh model (unused when `init` warm-starts)."""
         return ModelConfig(arch=self.arch, head=self.head, mixture_components=self.mixture_components,
-                           categorical_bins=self.categorical_bins)
+                           categorical_bins=self.categorical_bins, log_std_max=self.log_std_max)
 
 
 @dataclass
