@@ -50,7 +50,7 @@ def obstacle_approach_episodes(tracks: Sequence[str], procedural_seeds: str, per
     some episodes and right in others. A whole-lap recording meets each such state once per pass (after
     its first step the car's offset shows the side); these episodes meet it `per_obstacle` times per
     obstacle. Each starts at a uniform point of [start of the teacher's ramp minus its lookahead, 60% of
-    the way up the ramp], on a lane drawn at random, with its own reset seed (hence its own sides).
+    the way up the ramp], on each lane, with its own reset seed (hence its own sides).
     """
     from envs import DrivingEnv, ObstacleConfig
 
