@@ -8,6 +8,8 @@ Importing the package registers the gymnasium ids:
     SteerBench/SineRoad-v0         an open sine road (2 lanes)
     SteerBench/Procedural-v0       a procedural closed track; kwarg track_seed
     SteerBench/CustomTrack-v0      a track from a spec file; kwarg track_file
+    SteerBench/Forks-v0            a procedural road network with forks; kwarg track_seed; the
+                                   observation is a dict of the frame and the command
 
 Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator=, dropout= and config= (see
 DrivingEnv).
@@ -22,6 +24,7 @@ from benchmark.common.config import ConfigError, build_config
 from .camera import Camera, CameraConfig, MapTexture, map_texture
 from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
 from .dropout import DropoutConfig
+from .forks import COMMANDS, ForkNetwork, RoadMap, Route, fork_network, fork_network_from_spec
 from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import OBSTACLE_KINDS, Obstacle, ObstacleConfig, PassPlan
 from .procedural import TEST_SEEDS, TRAIN_SEEDS, check_training_seed, procedural_spec, procedural_track, track_by_name
@@ -37,6 +40,7 @@ ENV_IDS = {
     "SteerBench/SineRoad-v0": {"track": "sine-road"},
     "SteerBench/Procedural-v0": {"track": "procedural", "track_seed": 0},
     "SteerBench/CustomTrack-v0": {"track": "custom"},
+    "SteerBench/Forks-v0": {"track": "fork", "track_seed": 1},
 }
 
 for _id, _kwargs in ENV_IDS.items():
@@ -45,10 +49,47 @@ for _id, _kwargs in ENV_IDS.items():
         gym.register(id=_id, entry_point=ENTRY_POINT, kwargs=_kwargs)
 
 __all__ = [
-    "BUILTIN_TRACKS", "ENV_IDS", "MAX_CURVATURE", "OBSTACLE_KINDS", "TEST_SEEDS", "TRAIN_SEEDS", "Camera",
-    "CameraConfig", "ConfigError", "DrivingEnv", "DropoutConfig", "EnvConfig", "IndicatorConfig", "LanePath", "MapTexture", "Obstacle", "ObstacleConfig",
-    "PassPlan", "Teacher", "TeacherConfig", "Track",
-    "TrackSpecError", "TrafficConfig", "build_config", "builtin_track", "check_training_seed",
-    "curvature_to_steering", "draw_indicator", "load_track_file", "map_texture", "procedural_spec", "procedural_track",
-    "resolve_track", "return_to_centre_curvature", "steering_to_curvature", "track_by_name", "track_from_spec",
+    "BUILTIN_TRACKS",
+    "COMMANDS",
+    "ENV_IDS",
+    "MAX_CURVATURE",
+    "OBSTACLE_KINDS",
+    "TEST_SEEDS",
+    "TRAIN_SEEDS",
+    "Camera",
+    "CameraConfig",
+    "ConfigError",
+    "DrivingEnv",
+    "DropoutConfig",
+    "EnvConfig",
+    "ForkNetwork",
+    "IndicatorConfig",
+    "LanePath",
+    "MapTexture",
+    "Obstacle",
+    "ObstacleConfig",
+    "PassPlan",
+    "RoadMap",
+    "Route",
+    "Teacher",
+    "TeacherConfig",
+    "Track",
+    "TrackSpecError",
+    "TrafficConfig",
+    "build_config",
+    "builtin_track",
+    "check_training_seed",
+    "curvature_to_steering",
+    "draw_indicator",
+    "fork_network",
+    "fork_network_from_spec",
+    "load_track_file",
+    "map_texture",
+    "procedural_spec",
+    "procedural_track",
+    "resolve_track",
+    "return_to_centre_curvature",
+    "steering_to_curvature",
+    "track_by_name",
+    "track_from_spec",
 ]

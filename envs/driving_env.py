@@ -9,6 +9,10 @@ step along the bottom of each frame: the causal-confusion task. Optional camera 
 (envs.dropout) lose the frame for seeded stretches of steps: the memory task. `info` reports the state
 a benchmark needs (offset from the lane centre, heading error, the teacher's action, progress,
 failures) and a dict of named reward terms.
+
+On a road network with forks (envs.forks: track="fork" with track_seed, or a track file with fork
+segments) every reset draws a route from its seed, and the observation is a dict of the frame and the
+command (follow, left or right at the next fork); the car must take the route's branch at each fork.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from benchmark.common.config import ConfigError, build_config, require
 
 from .camera import Box, Camera, CameraConfig, MapTexture, map_texture
 from .dropout import DropoutConfig, dropout_rng, dropout_schedule
+from .forks import COMMANDS, ROUTE_STREAM, ForkNetwork, Route, fork_network
 from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import (
     CAR_RADIUS_M,
@@ -107,15 +112,16 @@ class EnvConfig:
         require(self.max_steps >= 1, f"max_steps must be positive, got {self.max_steps}")
 
 
-def resolve_track(track: str | Track = "racetrack", track_seed: int | None = None,
-                  track_file: str | Path | None = None) -> Track:
-    """A Track from a built-in name, a procedural seed or a spec file."""
-    if isinstance(track, Track):
+def resolve_track(track: str | Track | ForkNetwork = "racetrack", track_seed: int | None = None,
+                  track_file: str | Path | None = None) -> Track | ForkNetwork:
+    """A Track from a built-in name, a procedural seed or a spec file; a ForkNetwork for the procedural
+    fork networks ("fork" with a seed) and spec files with forks."""
+    if isinstance(track, (Track, ForkNetwork)):
         return track
-    if track == "procedural":
+    if track in ("procedural", "fork"):
         if track_seed is None:
-            raise ValueError("the procedural track needs track_seed=<non-negative integer>")
-        return procedural_track(int(track_seed))
+            raise ValueError(f"the {track} track needs track_seed=<non-negative integer>")
+        return procedural_track(int(track_seed)) if track == "procedural" else fork_network(int(track_seed))
     if track == "custom":
         if track_file is None:
             raise ValueError("the custom track needs track_file=<path to a .json/.yaml track spec>")
@@ -123,7 +129,7 @@ def resolve_track(track: str | Track = "racetrack", track_seed: int | None = Non
     if track in BUILTIN_TRACKS:
         return builtin_track(track)
     raise ValueError(
-        f"unknown track {track!r}; use one of {', '.join(BUILTIN_TRACKS)}, 'procedural' (with "
+        f"unknown track {track!r}; use one of {', '.join(BUILTIN_TRACKS)}, 'procedural' or 'fork' (with "
         "track_seed) or 'custom' (with track_file)"
     )
 
@@ -163,12 +169,24 @@ class DrivingEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, track: str | Track = "racetrack", *, track_seed: int | None = None,
+    def __init__(self, track: str | Track | ForkNetwork = "racetrack", *, track_seed: int | None = None,
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
                  obstacles: Any = None, indicator: Any = None, dropout: Any = None, config: Any = None,
                  render_mode: str | None = None):
-        self.track = resolve_track(track, track_seed, track_file)
-        self.track_seed = int(track_seed) if track == "procedural" else None
+        resolved = resolve_track(track, track_seed, track_file)
+        self.network: ForkNetwork | None = resolved if isinstance(resolved, ForkNetwork) else None
+        """The road network with forks (None on a plain track); self.track is then the episode's route."""
+        self.route: Route | None = None
+        """This episode's route through the network (None on a plain track)."""
+        self._route_rng: np.random.Generator | None = None
+        if self.network is not None:
+            if traffic or obstacles:
+                raise ConfigError(f"{self.network.name}: traffic and obstacles are not supported on road networks "
+                                  "with forks yet")
+            self.route = self.network.route((-1,) * len(self.network.forks) * (1 + self.network.closed))
+            resolved = self.route.track
+        self.track = resolved
+        self.track_seed = int(track_seed) if track in ("procedural", "fork") else None
         self.camera_config = build_config(CameraConfig, camera, where="camera")
         self.traffic_config = _traffic_config(traffic)
         self.obstacle_config = _obstacle_config(obstacles)
@@ -195,7 +213,10 @@ class DrivingEnv(gym.Env):
         self.speed = self.config.cruise_speed or self.track.speed
         self.dt = 1.0 / (self.config.policy_hz * self.config.sim_substeps)
         c = self.camera_config
-        self.observation_space = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
+        self.frame_space = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
+        """The camera frame's space (the observation's, or its "frame" entry's on a network with forks)."""
+        self.observation_space = self.frame_space if self.network is None else spaces.Dict(
+            {"frame": self.frame_space, "command": spaces.Discrete(len(COMMANDS))})
         self.action_space = spaces.Box(-MAX_CURVATURE, MAX_CURVATURE, (1,), np.float32)
         self.road: TrafficRoad | None = None
         self.vehicle: EgoVehicle | None = None
@@ -212,7 +233,7 @@ class DrivingEnv(gym.Env):
         """The track's map texture, drawn on first use: an env that never renders (the teacher's and the
         straight-ahead policy's evaluations) never pays for it, about a second for a large track."""
         if self._map is None:
-            self._map = map_texture(self.track, self.camera_config.map_ppm)
+            self._map = map_texture(self.track.drawing or self.track, self.camera_config.map_ppm)
         return self._map
 
     # --- episode --------------------------------------------------------------------------------
@@ -223,6 +244,8 @@ class DrivingEnv(gym.Env):
         if unknown:
             raise ValueError(f"unknown reset option {unknown[0]!r}; valid options are: {', '.join(RESET_OPTIONS)}")
         rng = self.np_random
+        if self.network is not None:
+            self._draw_route(seed)
         lane = options.get("lane")
         lane = int(rng.integers(self.track.lanes)) if lane is None else int(lane)
         if not 0 <= lane < self.track.lanes:
@@ -257,7 +280,24 @@ class DrivingEnv(gym.Env):
             self._dropped = dropout_schedule(self.dropout_config, self.config.max_steps, self.config.policy_hz,
                                              self._dropout_rng)
         self.last_frame = self._observation()
-        return self.last_frame, self._info()
+        return self._observe(), self._info()
+
+    def _draw_route(self, seed: int | None) -> None:
+        """This episode's route: its branches come from the reset seed (and the network's name) on a
+        stream of their own, like the obstacles' sides; an unseeded reset continues the stream."""
+        if seed is not None or self._route_rng is None:
+            name = zlib.crc32(self.network.name.encode())
+            self._route_rng = np.random.default_rng(None if seed is None else [ROUTE_STREAM, name, int(seed)])
+        # long enough for the whole episode from the farthest start, with the end's margin
+        length = self.config.max_steps * self.speed / self.config.policy_hz + 200.0
+        self.route = self.network.random_route(self._route_rng, length)
+        self.track = self.route.track
+
+    def _observe(self):
+        """The observation: the frame, or on a network with forks a dict of the frame and the command."""
+        if self.network is None:
+            return self.last_frame
+        return {"frame": self.last_frame, "command": self.route.command_at(self.lane, self._s)}
 
     def _plan_obstacles(self, seed: int | None) -> None:
         """This episode's obstacles and the teacher's passes. The sides come from the reset seed (and the
@@ -352,7 +392,7 @@ class DrivingEnv(gym.Env):
         self._executed = kappa
         self.last_frame = self._observation()
         reward = info["rewards"]["lane_centering"] * info["rewards"]["on_road"] * info["rewards"]["no_collision"]
-        return self.last_frame, float(reward), bool(terminated), bool(truncated), info
+        return self._observe(), float(reward), bool(terminated), bool(truncated), info
 
     @staticmethod
     def _action_value(action) -> float:
@@ -411,6 +451,11 @@ class DrivingEnv(gym.Env):
         }
         if self.passes is not None:
             info.update(self._obstacle_info())
+        if self.route is not None:
+            j = self.route.passage_at(self.lane, self._s)
+            info["command"] = COMMANDS[self.route.command_at(self.lane, self._s)]
+            info["fork_passage"] = j
+            info["route_sides"] = self.route.sides
         if self._dropped is not None:
             info["camera_dropout"] = bool(self._dropped[min(self._steps, len(self._dropped) - 1)])
         return info
@@ -455,7 +500,7 @@ class DrivingEnv(gym.Env):
             if self._dropped is not None and self._dropped[min(self._steps, len(self._dropped) - 1)]:
                 if self.dropout_config.mode == "freeze" and self._delivered is not None:
                     return self._delivered.copy()
-                return np.zeros(self.observation_space.shape, np.uint8)
+                return np.zeros(self.frame_space.shape, np.uint8)
             frame = self.render_view()
             if self.indicator_config is not None:
                 draw_indicator(frame, self._executed, self.indicator_config)
@@ -463,7 +508,7 @@ class DrivingEnv(gym.Env):
                 self._delivered = frame.copy()
             return frame
         if self._blank is None:
-            self._blank = np.zeros(self.observation_space.shape, np.uint8)
+            self._blank = np.zeros(self.frame_space.shape, np.uint8)
             self._blank.flags.writeable = False
         return self._blank
 
@@ -490,7 +535,7 @@ class DrivingEnv(gym.Env):
         self.vehicle.impact = None
         self._update_state()
         self.last_frame = self._observation()
-        return self.last_frame, self._info()
+        return self._observe(), self._info()
 
     def _boxes(self) -> list[Box]:
         return [
@@ -515,7 +560,7 @@ class DrivingEnv(gym.Env):
 
     def render_map(self, max_size: int = 900) -> np.ndarray:
         """The whole track top-down (world axes), with every vehicle drawn."""
-        img, M = map_image(self.map, max_size, self.track.bounds(margin=10.0))
+        img, M = map_image(self.map, max_size, (self.track.drawing or self.track).bounds(margin=10.0))
         self._draw_cars(img, M, min_px=10.0)
         return img
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from .tracks import Track, TrackSpecError, track_from_spec, validate_spec, wrap_angle
 
-TRAIN_SEEDS = range(0, 100_000)
+TRAIN_SEEDS = range(100_000)
 """Seeds whose tracks may be used for recording, training and validation."""
 TEST_SEEDS = range(1_000_000, 1_001_000)
 """Held-out seeds: evaluation only, never training."""
@@ -40,12 +40,16 @@ def check_training_seed(seed: int) -> int:
     return seed
 
 
-def _attempt(rng: np.random.Generator, seed: int) -> dict | None:
+def _attempt(rng: np.random.Generator, seed: int, corners: tuple[int, int] = (5, 11),
+             length_m: tuple[float, float] = (MIN_LENGTH_M, MAX_LENGTH_M)) -> dict | None:
+    """One try at a track: `corners` is the range of corner counts (high end excluded), `length_m` of
+    lengths. The defaults are the procedural tracks'; fork networks ask for fewer corners and longer
+    tracks, so that their straights have room for forks."""
     lanes = int(rng.choice([1, 2, 2, 3]))
     width = float(rng.choice([3.75, 4.0, 4.5, 5.0]))
     speed = float(rng.choice([8.0, 9.0, 10.0, 11.0, 12.0]))
-    target = rng.uniform(MIN_LENGTH_M, MAX_LENGTH_M)
-    n = int(rng.integers(5, 11))
+    target = rng.uniform(*length_m)
+    n = int(rng.integers(*corners))
     theta = np.sort(2 * np.pi * (np.arange(n) + rng.uniform(-0.3, 0.3, n)) / n)
     radius = target / (2 * np.pi) * rng.uniform(0.6, 1.25, n)
     verts = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
@@ -87,7 +91,7 @@ def _attempt(rng: np.random.Generator, seed: int) -> dict | None:
             "closed": True, "segments": segments}
     length = sum(s["length"] if s["type"] == "straight" else s["radius"] * math.radians(abs(s["angle_deg"]))
                  for s in segments)
-    if not MIN_LENGTH_M <= length <= MAX_LENGTH_M:
+    if not length_m[0] <= length <= length_m[1]:
         return None
     try:
         return validate_spec(spec, source=spec["name"])
@@ -95,13 +99,14 @@ def _attempt(rng: np.random.Generator, seed: int) -> dict | None:
         return None
 
 
-def procedural_spec(seed: int) -> dict:
-    """The segment spec of procedural track `seed` (deterministic)."""
+def procedural_spec(seed: int, **shape) -> dict:
+    """The segment spec of procedural track `seed` (deterministic); `shape` passes corners= and
+    length_m= to the generator (envs.forks uses them)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"track_seed must be a non-negative integer, got {seed!r}")
     rng = np.random.default_rng(int(seed))
     for _ in range(1000):
-        spec = _attempt(rng, int(seed))
+        spec = _attempt(rng, int(seed), **shape)
         if spec is not None:
             return spec
     raise RuntimeError(f"could not generate a valid track for seed {seed}")  # pragma: no cover

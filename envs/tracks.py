@@ -19,6 +19,7 @@ highway-env's `RoadNetwork` does without evaluating every lane.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -207,6 +208,9 @@ class Track:
     closed: bool
     spec: dict | None = None
     """The segment spec the track was built from (procedural and custom tracks)."""
+    drawing: Any = None
+    """What the camera draws, when it is more than this track's own lanes: a route of a road network
+    with forks shows every branch (envs.forks.RoadMap); None draws the track itself."""
     paths: list[LanePath] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -326,7 +330,32 @@ def _sine_road(length: float = 4000.0, lanes: int = 2, width: float = 4.0) -> Tr
 # --- track specs ----------------------------------------------------------------------------------
 
 SPEC_KEYS = {"name", "lanes", "lane_width", "speed", "closed", "segments"}
-SEGMENT_KEYS = {"straight": {"type", "length"}, "arc": {"type", "radius", "angle_deg"}}
+SEGMENT_KEYS = {"straight": {"type", "length"}, "arc": {"type", "radius", "angle_deg"},
+                "fork": {"type", "radius", "angle_deg", "length"}}
+FORK_MAX_ANGLE_DEG = 45.0
+"""Steepest branch of a fork: each branch turns out by angle_deg, back parallel, and in again."""
+
+
+def fork_branch(seg: dict, side: int) -> list[dict]:
+    """The plain segments of one branch of a fork segment; side -1 is the left branch, +1 the right.
+
+    A fork splits the road into two branches that meet again (a split and a merge): each branch turns
+    away by angle_deg on an arc of the given radius, turns back parallel, runs `length` metres
+    straight and returns the same way, so both end where a straight of 4 r sin(a) + length would.
+    """
+    r, a = seg["radius"], side * seg["angle_deg"]
+    arc = lambda angle: {"type": "arc", "radius": r, "angle_deg": angle}
+    return [arc(a), arc(-a), {"type": "straight", "length": seg["length"]}, arc(-a), arc(a)]
+
+
+def fork_chord(seg: dict) -> float:
+    """Distance along the road from a fork's split to its merge [m]."""
+    return 4.0 * seg["radius"] * math.sin(math.radians(seg["angle_deg"])) + seg["length"]
+
+
+def fork_separation(seg: dict) -> float:
+    """Distance between the centre lines of a fork's two branches where they run parallel [m]."""
+    return 4.0 * seg["radius"] * (1.0 - math.cos(math.radians(seg["angle_deg"])))
 
 
 def _number(value: Any, what: str) -> float:
@@ -363,7 +392,7 @@ def validate_spec(data: Any, source: str = "track spec") -> dict:
         where = f"{source}: segment {i}"
         if not isinstance(seg, Mapping) or seg.get("type") not in SEGMENT_KEYS:
             kind = seg.get("type") if isinstance(seg, Mapping) else seg
-            raise TrackSpecError(f"{where}: 'type' must be 'straight' or 'arc', got {kind!r}")
+            raise TrackSpecError(f"{where}: 'type' must be 'straight', 'arc' or 'fork', got {kind!r}")
         kind = seg["type"]
         where = f"{where} ({kind})"
         bad = sorted(set(seg) - SEGMENT_KEYS[kind])
@@ -377,6 +406,8 @@ def validate_spec(data: Any, source: str = "track spec") -> dict:
             if length <= 0:
                 raise TrackSpecError(f"{where}: 'length' must be positive, got {length}")
             out.append({"type": "straight", "length": length})
+        elif kind == "fork":
+            out.append(_validate_fork(seg, where, half_road, lanes * width))
         else:
             radius = _number(seg["radius"], f"{where}: 'radius'")
             angle = _number(seg["angle_deg"], f"{where}: 'angle_deg'")
@@ -397,17 +428,55 @@ def validate_spec(data: Any, source: str = "track spec") -> dict:
     return spec
 
 
+def _validate_fork(seg: Mapping, where: str, half_road: float, road: float) -> dict:
+    radius = _number(seg["radius"], f"{where}: 'radius'")
+    angle = _number(seg["angle_deg"], f"{where}: 'angle_deg'")
+    length = _number(seg["length"], f"{where}: 'length'")
+    if not 5.0 <= angle <= FORK_MAX_ANGLE_DEG:
+        raise TrackSpecError(f"{where}: 'angle_deg' must be 5..{FORK_MAX_ANGLE_DEG:g} degrees (each branch turns "
+                             f"out by it, one left and one right), got {angle}")
+    if radius - half_road < MIN_LANE_RADIUS_M:
+        raise TrackSpecError(f"{where}: radius {radius} m leaves the innermost lane a radius of "
+                             f"{radius - half_road:.1f} m, under the minimum {MIN_LANE_RADIUS_M} m")
+    if length < 5.0:
+        raise TrackSpecError(f"{where}: 'length' (the branches' parallel straight) must be at least 5 m, got {length}")
+    out = {"type": "fork", "radius": radius, "angle_deg": angle, "length": length}
+    if fork_separation(out) < road + 4.0:
+        raise TrackSpecError(f"{where}: the branches run {fork_separation(out):.1f} m apart, under a road width plus "
+                             f"4 m ({road + 4.0:.1f} m); raise radius or angle_deg")
+    return out
+
+
 def _reference_line(spec: dict, step: float = 1.0):
-    """Sample the road's reference (middle) line; returns points, segment ids, end pose."""
+    """Sample the road's reference (middle) line, about `step` metres apart.
+
+    Returns points, segment ids, the end pose, each sample's position along the road (in samples)
+    and the road's length in samples. A fork is sampled along both of its branches, each sample
+    placed along the road by its projection on the fork's chord; without forks the positions are
+    0, 1, 2, ...
+    """
     x = y = h = 0.0
-    pts, ids = [], []
+    pts, ids, along = [], [], []
     for i, seg in enumerate(spec["segments"]):
+        k = float(len(along) and math.floor(along[-1]) + 1)
+        if seg["type"] == "fork":
+            c, sn = math.cos(h), math.sin(h)
+            for side in (-1, 1):
+                bpts, _, _, _, _ = _reference_line({"segments": fork_branch(seg, side)}, step)
+                for bx, by in bpts:  # the branch's frame starts at (0, 0) heading +x: rotate it into place
+                    pts.append((x + bx * c - by * sn, y + bx * sn + by * c))
+                    ids.append(i)
+                    along.append(k + bx / step)
+            chord = fork_chord(seg)
+            x, y = x + chord * c, y + chord * sn
+            continue
         if seg["type"] == "straight":
             n = max(1, int(math.ceil(seg["length"] / step)))
             for j in range(n):
                 d = seg["length"] * j / n
                 pts.append((x + d * math.cos(h), y + d * math.sin(h)))
                 ids.append(i)
+                along.append(k + j)
             x += seg["length"] * math.cos(h)
             y += seg["length"] * math.sin(h)
         else:
@@ -419,13 +488,15 @@ def _reference_line(spec: dict, step: float = 1.0):
                 hj = h + a * j / n
                 pts.append((cx + sign * r * math.sin(hj), cy - sign * r * math.cos(hj)))
                 ids.append(i)
+                along.append(k + j)
             h += a
             x, y = cx + sign * r * math.sin(h), cy - sign * r * math.cos(h)
-    return np.array(pts), np.array(ids), (x, y, h)
+    total = float(len(along) and math.floor(along[-1]) + 1)
+    return np.array(pts), np.array(ids), (x, y, h), np.array(along, float), total
 
 
 def _check_geometry(spec: dict, source: str) -> None:
-    pts, ids, (x, y, h) = _reference_line(spec)
+    pts, ids, (x, y, h), along, n = _reference_line(spec)
     if spec["closed"]:
         gap = math.hypot(x, y)
         turn = math.degrees(wrap_angle(h))
@@ -436,11 +507,9 @@ def _check_geometry(spec: dict, source: str) -> None:
                 "(set 'closed: false' for an open road)"
             )
     # No two parts of the road may come closer than a road width plus a margin, unless they are
-    # neighbours along the track.
+    # neighbours along the track (a fork's two branches are neighbours: they run side by side).
     road = spec["lanes"] * spec["lane_width"]
     clearance = road + 4.0
-    n = len(pts)
-    along = np.arange(n, dtype=float)  # samples are ~1 m apart
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
     sep = np.abs(along[:, None] - along[None, :])
     if spec["closed"]:
@@ -455,54 +524,95 @@ def _check_geometry(spec: dict, source: str) -> None:
         )
 
 
-def track_from_spec(data: Mapping, source: str = "track spec") -> Track:
-    """Build a Track (highway-env lanes for every lane) from a validated segment spec."""
-    spec = validate_spec(data, source)
+def _add_segment(net: RoadNetwork, a: str, b: str, pose: tuple[float, float, float], seg: dict,
+                 spec: dict) -> tuple[float, float, float]:
+    """Add every lane of a straight or arc segment from node a to node b; returns the end pose."""
     lanes, w = spec["lanes"], spec["lane_width"]
     offsets = [(k - 0.5 * (lanes - 1)) * w for k in range(lanes)]
+    x, y, h = pose
+    fwd = np.array([math.cos(h), math.sin(h)])
+    right = np.array([-math.sin(h), math.cos(h)])
+    p = np.array([x, y])
+    for k, o in enumerate(offsets):
+        types = (
+            LineType.CONTINUOUS if k == 0 else LineType.STRIPED,
+            LineType.CONTINUOUS if k == lanes - 1 else LineType.NONE,
+        )
+        if seg["type"] == "straight":
+            lane = StraightLane(p + o * right, p + o * right + seg["length"] * fwd, width=w,
+                                line_types=types, speed_limit=spec["speed"])
+        else:
+            a_rad = math.radians(seg["angle_deg"])
+            if a_rad > 0:  # right turn: centre on the right, clockwise on screen (y down)
+                c = p + seg["radius"] * right
+                r = seg["radius"] - o
+                phi0 = math.atan2(-right[1], -right[0])
+            else:
+                c = p - seg["radius"] * right
+                r = seg["radius"] + o
+                phi0 = math.atan2(right[1], right[0])
+            lane = CircularLane(c, r, phi0, phi0 + a_rad, clockwise=a_rad > 0, width=w,
+                                line_types=types, speed_limit=spec["speed"])
+        net.add_lane(a, b, lane)
+    if seg["type"] == "straight":
+        x, y = p + seg["length"] * fwd
+    else:
+        a_rad = math.radians(seg["angle_deg"])
+        sign = 1.0 if a_rad > 0 else -1.0
+        cx, cy = p + sign * seg["radius"] * right
+        h += a_rad
+        x, y = cx + sign * seg["radius"] * math.sin(h), cy - sign * seg["radius"] * math.cos(h)
+    return x, y, h
+
+
+def build_network(spec: dict) -> tuple[RoadNetwork, list[str], dict[int, dict[int, list[tuple[str, str]]]]]:
+    """The highway-env network of a validated spec.
+
+    Returns the network, the node at the start of each segment (plus the end node) and, per fork
+    segment, the edges of its left (-1) and right (+1) branch. Segment i runs from nodes[i] to
+    nodes[i + 1]; a fork's branches from its split nodes[i] to its merge nodes[i + 1].
+    """
     net = IndexedRoadNetwork()
     segs = spec["segments"]
     nodes = [f"n{i}" for i in range(len(segs))] + (["n0"] if spec["closed"] else [f"n{len(segs)}"])
-    x = y = h = 0.0
+    branches: dict[int, dict[int, list[tuple[str, str]]]] = {}
+    pose = (0.0, 0.0, 0.0)
     for i, seg in enumerate(segs):
-        fwd = np.array([math.cos(h), math.sin(h)])
-        right = np.array([-math.sin(h), math.cos(h)])
-        p = np.array([x, y])
-        for k, o in enumerate(offsets):
-            types = (
-                LineType.CONTINUOUS if k == 0 else LineType.STRIPED,
-                LineType.CONTINUOUS if k == lanes - 1 else LineType.NONE,
-            )
-            if seg["type"] == "straight":
-                lane = StraightLane(p + o * right, p + o * right + seg["length"] * fwd, width=w,
-                                    line_types=types, speed_limit=spec["speed"])
-            else:
-                a = math.radians(seg["angle_deg"])
-                if a > 0:  # right turn: centre on the right, clockwise on screen (y down)
-                    c = p + seg["radius"] * right
-                    r = seg["radius"] - o
-                    phi0 = math.atan2(-right[1], -right[0])
-                else:
-                    c = p - seg["radius"] * right
-                    r = seg["radius"] + o
-                    phi0 = math.atan2(right[1], right[0])
-                lane = CircularLane(c, r, phi0, phi0 + a, clockwise=a > 0, width=w,
-                                    line_types=types, speed_limit=spec["speed"])
-            net.add_lane(nodes[i], nodes[i + 1], lane)
-        if seg["type"] == "straight":
-            x, y = p + seg["length"] * fwd
-        else:
-            a = math.radians(seg["angle_deg"])
-            sign = 1.0 if a > 0 else -1.0
-            cx, cy = p + sign * seg["radius"] * right
-            h += a
-            x, y = cx + sign * seg["radius"] * math.sin(h), cy - sign * seg["radius"] * math.cos(h)
-    route = [(nodes[i], nodes[i + 1]) for i in range(len(segs))]
-    return Track(spec["name"], net, route, lanes, w, spec["speed"], spec["closed"], spec=spec)
+        if seg["type"] != "fork":
+            pose = _add_segment(net, nodes[i], nodes[i + 1], pose, seg, spec)
+            continue
+        branches[i] = {}
+        for side, tag in ((-1, "L"), (1, "R")):
+            parts = fork_branch(seg, side)
+            inner = [f"{nodes[i]}{tag}{j}" for j in range(1, len(parts))]
+            chain = [nodes[i], *inner, nodes[i + 1]]
+            end = pose
+            for j, part in enumerate(parts):
+                end = _add_segment(net, chain[j], chain[j + 1], end, part, spec)
+            branches[i][side] = list(itertools.pairwise(chain))
+        # Both branches end where the chord does; continue from the chord's end exactly, so that a
+        # spec reads the same with a fork as with the straight of its chord.
+        x, y, h = pose
+        chord = fork_chord(seg)
+        pose = (x + chord * math.cos(h), y + chord * math.sin(h), h)
+    return net, nodes, branches
 
 
-def load_track_file(path: str | Path) -> Track:
-    """Load a track spec from a .json, .yaml or .yml file."""
+def track_from_spec(data: Mapping, source: str = "track spec") -> Track:
+    """Build a Track (highway-env lanes for every lane) from a validated segment spec without forks
+    (a spec with forks is a road network: envs.forks.fork_network_from_spec)."""
+    spec = validate_spec(data, source)
+    if any(seg["type"] == "fork" for seg in spec["segments"]):
+        raise TrackSpecError(f"{source}: the spec has forks, so it is a road network with routes, not one track "
+                             "(build it with envs.forks.fork_network_from_spec)")
+    net, nodes, _ = build_network(spec)
+    route = [(nodes[i], nodes[i + 1]) for i in range(len(spec["segments"]))]
+    return Track(spec["name"], net, route, spec["lanes"], spec["lane_width"], spec["speed"], spec["closed"], spec=spec)
+
+
+def load_track_file(path: str | Path):
+    """Load a track spec from a .json, .yaml or .yml file: a Track, or an envs.forks.ForkNetwork when
+    the spec has fork segments."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"track file not found: {path}")
@@ -524,6 +634,11 @@ def load_track_file(path: str | Path) -> Track:
         raise TrackSpecError(f"{path}: not valid YAML: {exc}") from exc
     if isinstance(data, Mapping) and "name" not in data:
         data = {**data, "name": path.stem}
+    segments = data.get("segments") if isinstance(data, Mapping) else None
+    if isinstance(segments, list) and any(isinstance(g, Mapping) and g.get("type") == "fork" for g in segments):
+        from .forks import fork_network_from_spec  # a spec with forks is a network of routes
+
+        return fork_network_from_spec(data, source=str(path))
     return track_from_spec(data, source=str(path))
 
 

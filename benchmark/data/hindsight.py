@@ -1,0 +1,81 @@
+"""Hindsight relabelling of demonstrations on road networks with forks.
+
+A demonstration recorded without a command (the teacher drove wherever its route went) becomes a correct
+example of following a command once each step is labelled with what the car actually did next: the
+branch of the fork it drove through within the next `horizon` steps (LEFT or RIGHT, also while on the
+branch), FOLLOW where it reached no fork within the horizon. Every demonstration is then an example for
+the goal it reached, whatever route it was meant to take.
+
+The branch a car drove is read from its positions alone (the closest lane of the network at each step),
+never from the route it was given; a run of steps on a fork's branches takes the side most of its steps
+were on, so that the first metres after a split, where the two branches still overlap, cannot flip it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from envs.forks import FOLLOW, ForkNetwork, side_command
+
+
+def branch_sides(network: ForkNetwork) -> dict[tuple[str, str], int]:
+    """Every branch edge of the network mapped to its side (-1 left, +1 right)."""
+    return {edge: side for fork in network.branches.values() for side, edges in fork.items() for edge in edges}
+
+
+def branches_driven(network: ForkNetwork, xs: Sequence[float], ys: Sequence[float],
+                    headings: Sequence[float] | None = None) -> np.ndarray:
+    """Per step, the side of the fork branch the car was on (-1 left, +1 right; 0 off every branch),
+    from its positions (and headings) and the network's closest lane."""
+    sides = branch_sides(network)
+    out = np.zeros(len(xs), np.int8)
+    for t, (x, y) in enumerate(zip(xs, ys)):
+        h = None if headings is None else float(headings[t])
+        a, b, _ = network.network.get_closest_lane_index(np.array([float(x), float(y)]), h)
+        out[t] = sides.get((a, b), 0)
+    return out
+
+
+def branch_runs(on_branch: Sequence[int]) -> list[tuple[int, int, int]]:
+    """The runs of consecutive steps on a branch, as (first step, end step, side): each run takes the side
+    most of its steps were on (the right on a tie)."""
+    v = np.asarray(on_branch, int)
+    runs, t = [], 0
+    while t < len(v):
+        if v[t] == 0:
+            t += 1
+            continue
+        end = t
+        while end < len(v) and v[end] != 0:
+            end += 1
+        left, right = int((v[t:end] < 0).sum()), int((v[t:end] > 0).sum())
+        runs.append((t, end, -1 if left > right else 1))
+        t = end
+    return runs
+
+
+def hindsight_commands(on_branch: Sequence[int], horizon: int) -> np.ndarray:
+    """The hindsight command of every step: the command of the branch run under way, else of the first run
+    that starts within the next `horizon` steps, else FOLLOW.
+
+    on_branch: per step -1, +1 (on a fork's left or right branch) or 0 (see branches_driven).
+    """
+    if horizon < 0:
+        raise ValueError(f"horizon must be at least 0 steps, got {horizon}")
+    n = len(on_branch)
+    out = np.full(n, FOLLOW, np.int64)
+    runs = branch_runs(on_branch)
+    for start, _, side in reversed(runs):  # the nearest run ahead is written last, so it wins
+        out[max(0, start - horizon):start] = side_command(side)
+    for start, end, side in runs:  # a step on a branch is that branch's, whatever lies ahead
+        out[start:end] = side_command(side)
+    return out
+
+
+def horizon_steps(distance_m: float, speed_mps: float, policy_hz: float) -> int:
+    """Steps the car takes to drive distance_m at speed_mps (rounded): a command distance as a horizon."""
+    if speed_mps <= 0 or policy_hz <= 0:
+        raise ValueError(f"speed and policy rate must be positive, got {speed_mps}, {policy_hz}")
+    return round(distance_m / speed_mps * policy_hz)
