@@ -7,14 +7,16 @@
     save_model(model, "runs/x/model"); model = load_model("runs/x/model")
     export_onnx(model, "runs/x/model.onnx")
 
-Architectures: PilotNet (Bojarski et al. 2016), PilotNetGRU (its features into a GRU) and
-ResNet18Steer (torchvision ResNet-18 from scratch); each takes the point, gaussian, mixture or
-categorical head (models/heads.py).
+Architectures: PilotNet (Bojarski et al. 2016), PilotNetGRU (its features into a GRU), PilotNetStack
+(over a window of past frames), PilotNetCommand and PilotNetBranched (conditioned on a command:
+out = model(frames, command)) and ResNet18Steer (torchvision ResNet-18 from scratch); each takes the
+point, gaussian, mixture or categorical head (models/heads.py).
 """
 
 from benchmark.common.files import sha256_file as model_sha256
 
 from .base import SteeringModel
+from .conditional import PilotNetBranched, PilotNetCommand
 from .config import ModelConfig
 from .factory import ARCHITECTURES, build_model
 from .frame_stack import PilotNetStack
@@ -30,6 +32,8 @@ __all__ = [
     "ModelConfig",
     "ModelFileError",
     "PilotNet",
+    "PilotNetBranched",
+    "PilotNetCommand",
     "PilotNetGRU",
     "PilotNetStack",
     "ResNet18Steer",

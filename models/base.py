@@ -16,9 +16,12 @@ class SteeringModel(nn.Module):
     Feedforward models implement `forward(frames) -> out`; recurrent ones (`recurrent = True`)
     `forward(frames, state) -> (out, new_state)`. `out` holds the head's distribution in physical
     units (see `models.heads`); `curvature(out)` is the one curvature [1/m] a policy drives.
+    Conditional ones (`conditional = True`, models.conditional) take a command as well:
+    `forward(frames, command) -> out`.
     """
 
     recurrent: bool = False
+    conditional: bool = False
 
     def __init__(self, config: ModelConfig):
         super().__init__()

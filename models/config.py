@@ -9,7 +9,7 @@ from typing import Literal
 
 from benchmark.common.config import require
 
-Arch = Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "resnet18"]
+Arch = Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "pilotnet-command", "pilotnet-branched", "resnet18"]
 Head = Literal["point", "gaussian", "mixture", "categorical"]
 Activation = Literal["relu", "elu"]
 
@@ -24,7 +24,8 @@ class ModelConfig:
 
     arch: Arch = "pilotnet"
     """Backbone: PilotNet (Bojarski et al. 2016), its features into a GRU, its features over a stack of past frames,
-    or torchvision ResNet-18 from scratch."""
+    PilotNet with a command input or with one branch per command (roads with forks: models/conditional.py), or
+    torchvision ResNet-18 from scratch."""
     head: Head = "point"
     """Output head: point (curvature, MSE loss), gaussian (mean and log-std, Gaussian NLL), mixture (K Gaussians,
     mixture NLL) or categorical (curvature bins, cross-entropy); see models/heads.py."""
@@ -40,6 +41,8 @@ class ModelConfig:
     """Steps between the frames of pilotnet-stack's window (5 x 4 = 20 steps: 2 s at 10 Hz)."""
     stack_channels: int = 64
     """Features per frame of pilotnet-stack's window (PilotNet's 1152 squeezed by a shared linear layer)."""
+    commands: int = 3
+    """Number of commands of pilotnet-command and pilotnet-branched (envs.forks.COMMANDS: follow, left, right)."""
     input_height: int = 66
     """Frame height [px]; PilotNet requires 66."""
     input_width: int = 200
@@ -60,7 +63,8 @@ class ModelConfig:
         for name, choices in (("arch", Arch), ("head", Head), ("activation", Activation)):
             allowed, value = typing.get_args(choices), getattr(self, name)
             require(value in allowed, f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("gru_hidden", "stack_frames", "stack_stride", "stack_channels", "input_height", "input_width",
+        for name in ("gru_hidden", "stack_frames", "stack_stride", "stack_channels", "commands", "input_height",
+                     "input_width",
                      "mixture_components", "categorical_bins"):
             value = getattr(self, name)
             require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
@@ -76,7 +80,7 @@ class ModelConfig:
         require(self.log_std_min < self.log_std_max,
                 f"log_std_min ({self.log_std_min}) must be below log_std_max ({self.log_std_max})")
         size = (self.input_height, self.input_width)
-        if self.arch in ("pilotnet", "pilotnet-gru", "pilotnet-stack"):
+        if self.arch != "resnet18":
             require(size == PILOTNET_SIZE,
                     f"{self.arch} requires {PILOTNET_SIZE[0]}x{PILOTNET_SIZE[1]} frames (input_height x input_width), "
                     f"got {size[0]}x{size[1]}; resize the camera or use arch='resnet18'")

@@ -7,6 +7,7 @@ from typing import Any
 from benchmark.common.config import build_config
 
 from .base import SteeringModel
+from .conditional import PilotNetBranched, PilotNetCommand
 from .config import ModelConfig
 from .frame_stack import PilotNetStack
 from .pilotnet import PilotNet
@@ -17,6 +18,8 @@ ARCHITECTURES: dict[str, type[SteeringModel]] = {
     "pilotnet": PilotNet,
     "pilotnet-gru": PilotNetGRU,
     "pilotnet-stack": PilotNetStack,
+    "pilotnet-command": PilotNetCommand,
+    "pilotnet-branched": PilotNetBranched,
     "resnet18": ResNet18Steer,
 }
 

@@ -5,6 +5,7 @@ included, so a consumer needs nothing but the .onnx file:
 
     inputs   frames     (N, H, W, 3) uint8 RGB
              state_in   (N, hidden) float32            recurrent models only
+             command    (N,) int64, 0 follow 1 left 2 right   conditional models only
     outputs  curvature  (N, 1) float32, 1/m, positive turns right
              log_std    (N, 1) float32, log of 1/m     gaussian heads only
              state_out  (N, hidden) float32            recurrent models only
@@ -56,6 +57,17 @@ class _DeployedFeedforward(_Deployed):
         return self._split(self.model(frames))
 
 
+class _DeployedConditional(_Deployed):
+    def forward(self, frames: torch.Tensor, command: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self._split(self.model(frames, command))
+
+
+def _deployed(model: SteeringModel) -> _Deployed:
+    if model.recurrent:
+        return _DeployedRecurrent(model)
+    return (_DeployedConditional if model.conditional else _DeployedFeedforward)(model)
+
+
 class _DeployedRecurrent(_Deployed):
     def forward(self, frames: torch.Tensor, state_in: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out, state_out = self.model(frames, state_in)
@@ -64,7 +76,7 @@ class _DeployedRecurrent(_Deployed):
 
 def io_names(model: SteeringModel) -> tuple[list[str], list[str]]:
     """The ONNX graph's input and output names for `model`."""
-    inputs = ["frames"] + (["state_in"] if model.recurrent else [])
+    inputs = ["frames"] + (["state_in"] if model.recurrent else []) + (["command"] if model.conditional else [])
     outputs = ["curvature"] + (["log_std"] if model.config.head == "gaussian" else [])
     return inputs, outputs + (["state_out"] if model.recurrent else [])
 
@@ -76,13 +88,15 @@ def export_onnx(model: SteeringModel, path: str | os.PathLike, opset: int = 17) 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deployed = (_DeployedRecurrent if model.recurrent else _DeployedFeedforward)(model)
+    deployed = _deployed(model)
     cfg = model.config
     device = next(model.parameters()).device
     frames = torch.zeros(EXPORT_BATCH, cfg.input_height, cfg.input_width, 3, dtype=torch.uint8, device=device)
     args: tuple[torch.Tensor, ...] = (frames,)
     if model.recurrent:
         args += (model.initial_state(EXPORT_BATCH),)
+    if model.conditional:  # distinct codes, so that the trace cannot take the batch's commands for constants
+        args += (torch.arange(EXPORT_BATCH, dtype=torch.int64, device=device),)
     input_names, output_names = io_names(model)
     dynamic_axes = {name: {0: "batch"} for name in input_names + output_names}
 
@@ -114,12 +128,13 @@ def _check(path: Path, opset: int) -> None:
         raise RuntimeError(f"{path}: weights were written as external data")
 
 
-def onnx_parity(model: SteeringModel, onnx_path: str | os.PathLike, frames, state=None) -> float:
+def onnx_parity(model: SteeringModel, onnx_path: str | os.PathLike, frames, state=None, command=None) -> float:
     """Max |torch - onnxruntime| over all outputs of `model` and its ONNX export on `frames`.
 
     `frames` is (N, H, W, 3) uint8 (numpy or torch). For a recurrent model, `state` is its
     (N, hidden) input (zeros when None), and frames may be a sequence (N, T, H, W, 3): each side then
-    carries its own state from step to step, so drift through the recurrence is caught too.
+    carries its own state from step to step, so drift through the recurrence is caught too. For a
+    conditional model, `command` is the (N,) integer commands (required).
     """
     import onnxruntime as ort
 
@@ -127,12 +142,18 @@ def onnx_parity(model: SteeringModel, onnx_path: str | os.PathLike, frames, stat
     if frames.dtype != torch.uint8:
         raise TypeError(f"the ONNX graph takes uint8 frames, got {frames.dtype}")
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    deployed = (_DeployedRecurrent if model.recurrent else _DeployedFeedforward)(model)
+    deployed = _deployed(model)
+    if model.conditional and command is None:
+        raise ValueError("a conditional model's parity check needs command=(N,) integer commands")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
         with torch.no_grad():
+            if model.conditional:
+                command = torch.as_tensor(np.asarray(command), dtype=torch.int64)
+                return _max_diff(deployed(frames.to(device), command.to(device)),
+                                 session.run(None, {"frames": frames.numpy(), "command": command.numpy()}))
             if not model.recurrent:
                 return _max_diff(deployed(frames.to(device)), session.run(None, {"frames": frames.numpy()}))
             steps = frames.unbind(1) if frames.dim() == 5 else (frames,)

@@ -210,6 +210,29 @@ def test_frame_stack_sees_exactly_its_window_and_steps_match_its_sequence_forwar
         model(arch="pilotnet-stack", stack_frames=1)
 
 
+def test_conditional_models_follow_their_command():
+    x = frames(3, seed=7)
+    same = x[:1].expand(3, -1, -1, -1).contiguous()
+    command = torch.tensor([0, 1, 2])
+    for arch in ("pilotnet-command", "pilotnet-branched"):
+        net = model(arch=arch).eval()
+        assert net.conditional and not net.recurrent
+        with torch.no_grad():
+            out = net(same, command)
+        assert len({float(v) for v in out[:, 0]}) == 3  # one frame, three commands, three answers
+        with pytest.raises(ValueError, match="one command per frame"):
+            net(x, torch.tensor([0, 1]))
+        with pytest.raises(TypeError, match="integer codes"):
+            net(x, torch.tensor([0.0, 1.0, 2.0]))
+    # a branch learns only from its command's samples
+    net = model(arch="pilotnet-branched")
+    net.loss(net(x, torch.tensor([1, 1, 1])), torch.full((3, 1), 0.05)).backward()
+    grads = [sum(float(p.grad.abs().sum()) for p in b.parameters() if p.grad is not None) for b in net.branches]
+    assert grads[1] > 0 and grads[0] == grads[2] == 0
+    # the command-input model is PilotNet with 3 more inputs to its first fully connected layer
+    assert model(arch="pilotnet-command").num_parameters() == 252_219 + 3 * 100
+
+
 def test_resnet18_is_from_scratch_and_takes_other_sizes():
     net = model(arch="resnet18", head="gaussian")
     assert isinstance(net, ResNet18Steer) and not net.recurrent and net.initial_state(4) is None
@@ -230,6 +253,8 @@ ONNX_CASES = {
     "pilotnet-gru-mixture": {"arch": "pilotnet-gru", "head": "mixture", "gru_hidden": 16},
     "pilotnet-stack": {"arch": "pilotnet-stack", "stack_frames": 3, "stack_stride": 2, "stack_channels": 8},
     "resnet18": {"arch": "resnet18"},
+    "pilotnet-command": {"arch": "pilotnet-command"},
+    "pilotnet-branched-gaussian": {"arch": "pilotnet-branched", "head": "gaussian"},
 }
 
 
@@ -261,9 +286,17 @@ def test_onnx_export_matches_torch_with_a_dynamic_batch(case, tmp_path):
     if net.recurrent:
         expected_in["state_in"] = ("tensor(float)", ["batch", k_hidden])
         expected_out["state_out"] = ["batch", k_hidden]
+    if net.conditional:
+        expected_in["command"] = ("tensor(int64)", ["batch"])
     assert ins == expected_in and outs == expected_out
 
     x = frames(5, t=3, seed=4) if net.recurrent else frames(5, seed=4)
+    if net.conditional:  # every command, and each frame under two of them
+        assert onnx_parity(net, path, x, command=np.array([0, 1, 2, 2, 0])) < 1e-4
+        assert onnx_parity(net, path, x, command=np.array([1, 2, 0, 1, 1])) < 1e-4
+        with pytest.raises(ValueError, match="needs command"):
+            onnx_parity(net, path, x)
+        return
     assert onnx_parity(net, path, x) < 1e-4
     if net.recurrent:
         assert onnx_parity(net, path, x[:, 0].numpy(), state=torch.randn(5, k_hidden)) < 1e-4
@@ -274,6 +307,7 @@ def test_onnx_export_matches_torch_with_a_dynamic_batch(case, tmp_path):
 
 
 @pytest.mark.parametrize("config", [{}, {"arch": "pilotnet-gru", "head": "gaussian"}, {"arch": "resnet18"},
+                                    {"arch": "pilotnet-branched"},
                                     {"head": "mixture", "mixture_components": 3},
                                     {"head": "categorical", "categorical_bins": 21, "categorical_max": 0.1}])
 def test_save_load_round_trip_is_exact(config, tmp_path):
@@ -294,6 +328,9 @@ def test_save_load_round_trip_is_exact(config, tmp_path):
     with torch.no_grad():
         if net.recurrent:
             assert torch.equal(loaded(x)[0], net(x)[0])
+        elif net.conditional:
+            c = torch.tensor([0, 1, 2])
+            assert torch.equal(loaded(x, c), net(x, c))
         else:
             assert torch.equal(loaded(x), net(x))
 
