@@ -177,3 +177,58 @@ def test_hindsight_horizon_and_bad_input():
     with pytest.raises(ValueError):
         horizon_steps(40.0, 0.0, 10.0)
     assert math.isclose(fork_chord({"radius": 40, "angle_deg": 25, "length": 30}), 97.619, abs_tol=1e-3)
+
+
+# --- recording, hindsight commands and conditional training ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fork_recording(tmp_path_factory):
+    """The teacher on fork networks 1 and 2 (2 episodes each, 300 steps) and the oval (1 episode)."""
+    from benchmark.data.record import RecordConfig, run
+
+    out = tmp_path_factory.mktemp("forks") / "teacher"
+    run(RecordConfig(out=out, tracks=("oval",), procedural_seeds="", fork_seeds="1-2", episodes_per_track=2,
+                     steps=300, seed=3, shard_size=400, progress=False))
+    return out
+
+
+def test_a_recording_on_forks_stores_the_route_and_hindsight_gives_it_back(fork_recording):
+    from benchmark.data.dataset import Dataset
+    from benchmark.data.hindsight import dataset_commands
+
+    ds = Dataset.open(fork_recording)
+    idx = ds.index
+    assert ds.manifest["fork_seeds"] == [1, 2]
+    forks = idx["track"].str.startswith("fork-").to_numpy()
+    assert forks.sum() == 1200 and (idx.loc[~forks, "command"] == FOLLOW).all()  # the oval: follow
+    route = dataset_commands(idx, "route")
+    assert set(route[forks]) == {FOLLOW, LEFT, RIGHT}
+    hindsight = dataset_commands(idx.drop(columns="command"), "hindsight")  # never reads the stored command
+    assert (hindsight[~forks] == FOLLOW).all() and (hindsight[forks] == route[forks]).mean() > 0.97
+    with pytest.raises(ValueError, match="'route' or 'hindsight'"):
+        dataset_commands(idx, "oracle")
+
+
+@pytest.mark.parametrize("arch, source", [("pilotnet-command", "hindsight"), ("pilotnet-branched", "route")])
+def test_conditional_models_train_export_and_drive_with_commands(fork_recording, tmp_path, arch, source):
+    from benchmark.rollout.policies import OnnxPolicy, act
+    from benchmark.training.train import TrainConfig, fit
+    from models import export_onnx
+
+    result = fit(TrainConfig(data=fork_recording, out=tmp_path / "run", arch=arch, command_source=source, epochs=1,
+                             max_updates=6, batch_size=16, progress=False, precision="float32", threads=1))
+    assert result.model.conditional and math.isfinite(result.best_val_loss) and result.updates == 6
+    policy = OnnxPolicy(export_onnx(result.model, tmp_path / "model.onnx"))
+    assert policy.conditional
+    env = DrivingEnv("fork", track_seed=1, config={"max_steps": 30})
+    obs, info = env.reset(seed=0)
+    policy.reset(1)
+    for _ in range(30):
+        frames = obs["frame"][None]
+        kappa = act(policy, frames, np.array([0]), [info], np.array([obs["command"]]))
+        answers = {c: float(policy.act(frames, np.array([0]), np.array([c]))[0]) for c in (FOLLOW, LEFT, RIGHT)}
+        assert kappa[0] == answers[obs["command"]] and len(set(answers.values())) == 3
+        obs, _, terminated, truncated, info = env.step(kappa)
+        if terminated or truncated:
+            break

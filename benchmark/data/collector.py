@@ -28,7 +28,7 @@ from tqdm import tqdm
 from benchmark.rollout.policies import Policy, teacher_actions
 from benchmark.rollout.runner import Lockstep
 from benchmark.rollout.wrappers import SafetyReset
-from envs import DrivingEnv
+from envs import COMMANDS, DrivingEnv
 from envs.vehicle import clip_curvature
 
 from .dataset import DatasetWriter
@@ -150,8 +150,9 @@ class GatedBehaviour:
 
 def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], action: float, episode: int,
                 source: str, round_: int) -> dict[str, Any]:
-    """The dataset index row of one step: state from `info`, labels (left, centre, right), action."""
-    return {
+    """The dataset index row of one step: state from `info`, labels (left, centre, right), action; on a
+    road network with forks also the route's command (its code: 0 follow, 1 left, 2 right)."""
+    row = {
         "episode": episode, "step": info["step"], "track": info["track"],
         "track_seed": -1 if env.track_seed is None else env.track_seed, "lane": info["lane"],
         "source": source, "round": round_, "x": info["x"], "y": info["y"], "heading": info["heading"],
@@ -160,6 +161,9 @@ def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], 
         "road_curvature": env.path.curvature_at(info["s_m"]), "action": action,
         "label_left": labels[0], "label_center": labels[1], "label_right": labels[2],
     }
+    if "command" in info:
+        row["command"] = COMMANDS.index(info["command"])
+    return row
 
 
 def record_step(writer: DatasetWriter, env: DrivingEnv, info: dict[str, Any], action: float, episode: int,

@@ -51,6 +51,11 @@ INDEX_COLUMNS: dict[str, str] = {
     "action": "float64",          # the executed curvature
     "label_left": "float64", "label_center": "float64", "label_right": "float64",
 }
+OPTIONAL_COLUMNS: dict[str, tuple[str, int]] = {
+    "command": ("int64", 0),      # on a road network with forks: the route's command (envs.forks.COMMANDS)
+}
+"""Columns only some recordings have: (dtype, the value of a row without one). A shard has the column when
+any of its rows does; a step on a track without forks has the command 0, follow."""
 
 
 class DatasetError(ValueError):
@@ -247,8 +252,12 @@ class DatasetWriter:
 
 
 def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
-    df = pd.DataFrame(list(rows), columns=list(INDEX_COLUMNS))
-    return df.astype(INDEX_COLUMNS)
+    rows = list(rows)
+    optional = [c for c in OPTIONAL_COLUMNS if any(c in r for r in rows)]
+    df = pd.DataFrame(rows, columns=[*INDEX_COLUMNS, *optional])
+    for c in optional:
+        df[c] = df[c].fillna(OPTIONAL_COLUMNS[c][1])
+    return df.astype({**INDEX_COLUMNS, **{c: OPTIONAL_COLUMNS[c][0] for c in optional}})
 
 
 class Dataset:
@@ -305,6 +314,9 @@ class Dataset:
             shards.append(arr)
             parts.append(part)
         index = pd.concat(parts, ignore_index=True)
+        for c, (dtype, default) in OPTIONAL_COLUMNS.items():  # shards without the column: its default
+            if c in index:
+                index[c] = index[c].fillna(default).astype(dtype)
         return cls(directory, manifest, shards, index)
 
     def __len__(self) -> int:

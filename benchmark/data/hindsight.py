@@ -2,8 +2,8 @@
 
 A demonstration recorded without a command (the teacher drove wherever its route went) becomes a correct
 example of following a command once each step is labelled with what the car actually did next: the
-branch of the fork it drove through within the next `horizon` steps (LEFT or RIGHT, also while on the
-branch), FOLLOW where it reached no fork within the horizon. Every demonstration is then an example for
+branch of the fork it drove through within a horizon ahead (LEFT or RIGHT, also while on the branch;
+the horizon in steps, or in metres of progress for a dataset), FOLLOW where it reached no fork within it. Every demonstration is then an example for
 the goal it reached, whatever route it was meant to take.
 
 The branch a car drove is read from its positions alone (the closest lane of the network at each step),
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from envs.forks import FOLLOW, ForkNetwork, side_command
+from envs.forks import COMMAND_DISTANCE_M, FOLLOW, ForkNetwork, fork_network, side_command
 
 
 def branch_sides(network: ForkNetwork) -> dict[tuple[str, str], int]:
@@ -56,21 +56,53 @@ def branch_runs(on_branch: Sequence[int]) -> list[tuple[int, int, int]]:
     return runs
 
 
-def hindsight_commands(on_branch: Sequence[int], horizon: int) -> np.ndarray:
+def hindsight_commands(on_branch: Sequence[int], horizon: float, along: Sequence[float] | None = None) -> np.ndarray:
     """The hindsight command of every step: the command of the branch run under way, else of the first run
-    that starts within the next `horizon` steps, else FOLLOW.
+    that starts within `horizon` ahead, else FOLLOW.
 
-    on_branch: per step -1, +1 (on a fork's left or right branch) or 0 (see branches_driven).
+    on_branch: per step -1, +1 (on a fork's left or right branch) or 0 (see branches_driven). `along`: each
+    step's position along the road (for example progress_m), in which the horizon is measured; None
+    measures it in steps.
     """
     if horizon < 0:
-        raise ValueError(f"horizon must be at least 0 steps, got {horizon}")
+        raise ValueError(f"horizon must be at least 0, got {horizon}")
     n = len(on_branch)
+    pos = np.arange(n, dtype=float) if along is None else np.asarray(along, float)
+    if len(pos) != n:
+        raise ValueError(f"along has {len(pos)} positions for {n} steps")
     out = np.full(n, FOLLOW, np.int64)
     runs = branch_runs(on_branch)
     for start, _, side in reversed(runs):  # the nearest run ahead is written last, so it wins
-        out[max(0, start - horizon):start] = side_command(side)
+        before = np.arange(start)
+        out[before[pos[before] >= pos[start] - horizon]] = side_command(side)
     for start, end, side in runs:  # a step on a branch is that branch's, whatever lies ahead
         out[start:end] = side_command(side)
+    return out
+
+
+def dataset_commands(index, source: str = "route", horizon_m: float = COMMAND_DISTANCE_M) -> np.ndarray:
+    """The command of every row of a dataset index (benchmark.data.dataset) for conditional training.
+
+    'route': the command the recording stored (follow on tracks without forks). 'hindsight': relabelled
+    from each episode's recorded poses alone, the branch the car drove through within the next
+    `horizon_m` metres of progress (follow on tracks without forks); the stored command is never read.
+    """
+    if source == "route":
+        if "command" not in index:
+            return np.zeros(len(index), np.int64)
+        return index["command"].to_numpy(np.int64)
+    if source != "hindsight":
+        raise ValueError(f"command source must be 'route' or 'hindsight', got {source!r}")
+    out = np.zeros(len(index), np.int64)
+    tracks = index["track"].to_numpy(dtype=object)
+    episodes = index["episode"].to_numpy()
+    for ep in np.unique(episodes[[str(t).startswith("fork-") for t in tracks]]):
+        rows = np.flatnonzero(episodes == ep)
+        rows = rows[np.argsort(index["step"].to_numpy()[rows], kind="stable")]
+        net = fork_network(int(str(tracks[rows[0]]).split("-", 1)[1]))
+        part = index.iloc[rows]
+        driven = branches_driven(net, part["x"].to_numpy(), part["y"].to_numpy(), part["heading"].to_numpy())
+        out[rows] = hindsight_commands(driven, horizon_m, part["progress_m"].to_numpy())
     return out
 
 

@@ -27,6 +27,9 @@ class RecordConfig:
     """Built-in tracks to drive."""
     procedural_seeds: str = "0-19"
     """Procedural training seeds, e.g. '0-19' or '1,4,7-9' (test seeds are refused)."""
+    fork_seeds: str = ""
+    """Procedural road networks with forks to drive (training seeds, e.g. '1-8'; envs.forks): each episode
+    follows a route drawn from its seed, and its steps store the route's command."""
     episodes_per_track: int = 1
     """Episodes on each track."""
     steps: int = 300
@@ -60,10 +63,13 @@ class RecordConfig:
 
 def run(config: RecordConfig) -> dict:
     episodes = training_episodes(config.tracks, config.procedural_seeds, config.episodes_per_track,
-                                 config.steps, config.seed, config.start_offset_m, config.start_heading_rad)
-    approaches = {}  # in the manifest only when used: other recordings' manifests are unchanged
+                                 config.steps, config.seed, config.start_offset_m, config.start_heading_rad,
+                                 config.fork_seeds)
+    extra = {}  # manifest fields only when used: other recordings' manifests are unchanged
+    if config.fork_seeds:
+        extra["fork_seeds"] = parse_seeds(config.fork_seeds)
     if config.obstacle_approaches:
-        approaches = {"obstacle_approaches": config.obstacle_approaches, "approach_steps": config.approach_steps}
+        extra.update(obstacle_approaches=config.obstacle_approaches, approach_steps=config.approach_steps)
         if not config.obstacles:
             raise ValueError("obstacle_approaches needs obstacles (--obstacles)")
         episodes += obstacle_approach_episodes(config.tracks, config.procedural_seeds, config.obstacle_approaches,
@@ -72,7 +78,7 @@ def run(config: RecordConfig) -> dict:
                               procedural_seeds=parse_seeds(config.procedural_seeds), episodes=len(episodes),
                               seed=config.seed, noise_std=config.noise_std,
                               obstacles=asdict(ObstacleConfig()) if config.obstacles else None,
-                              **approaches)
+                              **extra)
     t0 = time.perf_counter()
     with DatasetWriter(config.out, source.frame_shape, source.metadata, config.shard_size,
                        overwrite=config.overwrite) as writer:

@@ -11,14 +11,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmark.common.config import parse_seeds
-from envs import BUILTIN_TRACKS, check_training_seed
+from envs import BUILTIN_TRACKS, check_training_seed, fork_network
 
 from .collector import EpisodeSpec
 
 
 def training_episodes(tracks: Sequence[str], procedural_seeds: str, episodes_per_track: int, steps: int,
-                      seed: int, start_offset_m: float = 0.0, start_heading_rad: float = 0.0) -> list[EpisodeSpec]:
-    """Episode specs on the built-in `tracks` and procedural training seeds, reset seeds from `seed`."""
+                      seed: int, start_offset_m: float = 0.0, start_heading_rad: float = 0.0,
+                      fork_seeds: str = "") -> list[EpisodeSpec]:
+    """Episode specs on the built-in `tracks`, procedural training seeds and procedural fork networks of
+    training seeds (`fork_seeds`), reset seeds from `seed`."""
     for t in tracks:
         if t not in BUILTIN_TRACKS:
             raise ValueError(f"unknown track {t!r}; built-in tracks are: {', '.join(BUILTIN_TRACKS)}")
@@ -26,8 +28,11 @@ def training_episodes(tracks: Sequence[str], procedural_seeds: str, episodes_per
         raise ValueError("episodes_per_track and steps must be positive")
     rng = np.random.default_rng(seed)
     sources = [(t, None) for t in tracks] + [("procedural", check_training_seed(s)) for s in parse_seeds(procedural_seeds)]
+    for s in parse_seeds(fork_seeds) if fork_seeds else []:
+        fork_network(check_training_seed(s))  # a seed without a fork fails here, by name
+        sources.append(("fork", s))
     if not sources:
-        raise ValueError("no training tracks: give built-in tracks and/or procedural seeds")
+        raise ValueError("no training tracks: give built-in tracks, procedural seeds and/or fork seeds")
     # Round-robin over the tracks, so that a label budget that stops collection early still
     # covers every track.
     episodes = []

@@ -73,6 +73,8 @@ class Evaluation(Lockstep[EvalEpisode]):
     def decide(self, frames, numbers, infos):
         if self.privileged:
             return self.policy.act_on_state(infos, numbers)
+        if getattr(self.policy, "conditional", False):
+            return self.policy.act(frames, numbers, self.commands)
         return self.policy.act(frames, numbers)
 
     def before_step(self, number, env, info, j, action):

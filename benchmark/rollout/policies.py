@@ -7,7 +7,10 @@ A learner sees only what a car's computer would, the camera:
 
 `frames` is (N, H, W, 3) uint8, the centre camera of the N episodes running now, and `episodes`
 says which of the run's n episodes they are (so recurrent models keep one state per episode).
-`act` returns N curvatures [1/m]. Implementations: torch models, ONNX files through onnxruntime,
+`act` returns N curvatures [1/m]. A conditional policy (`conditional = True`: a command-conditioned model,
+models/conditional.py) takes the episodes' commands as well, `act(frames, episodes, commands)`, (N,)
+integer codes (0 follow, 1 left, 2 right: the command in a road network's observation; follow elsewhere).
+Implementations: torch models, ONNX files through onnxruntime,
 and the straight-ahead baseline. A policy with `reads_frames = False` (straight-ahead) declares that
 it never looks at the frames' contents; the evaluation then passes black frames and skips the camera.
 
@@ -56,10 +59,13 @@ def teacher_actions(infos: Sequence[dict]) -> np.ndarray:
 
 
 def act(policy: Policy | PrivilegedPolicy, frames: np.ndarray, episodes: np.ndarray,
-        infos: Sequence[dict]) -> np.ndarray:
-    """The policy's actions: from the state for a privileged policy, from the frames otherwise."""
+        infos: Sequence[dict], commands: np.ndarray | None = None) -> np.ndarray:
+    """The policy's actions: from the state for a privileged policy, from the frames otherwise (and the
+    commands for a conditional one: FOLLOW for every frame when None)."""
     if isinstance(policy, PrivilegedPolicy):
         return policy.act_on_state(infos, episodes)
+    if getattr(policy, "conditional", False):
+        return policy.act(frames, episodes, np.zeros(len(frames), np.int64) if commands is None else commands)
     return policy.act(frames, episodes)
 
 
@@ -145,18 +151,19 @@ class TorchPolicy:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.name = name
         self.recurrent = bool(getattr(model, "recurrent", False))
+        self.conditional = bool(getattr(model, "conditional", False))
         self._state = None
 
     def reset(self, n: int) -> None:
         self._state = self.model.initial_state(n).to(self.device) if self.recurrent else None
 
-    def act(self, frames: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    def act(self, frames: np.ndarray, episodes: np.ndarray, commands: np.ndarray | None = None) -> np.ndarray:
         from models import infer
 
         if self.recurrent:
             out, self._state = infer(self.model, frames, self._state, np.asarray(episodes))
         else:
-            out, _ = infer(self.model, frames)
+            out, _ = infer(self.model, frames, commands=commands)
         return out
 
 
@@ -176,6 +183,7 @@ class OnnxPolicy:
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = [o.name for o in self.session.get_outputs()]
         self.recurrent = "state_in" in self.inputs
+        self.conditional = "command" in self.inputs
         self.name = name or self.path.stem
         self._state = None
         if self.recurrent:
@@ -185,8 +193,10 @@ class OnnxPolicy:
     def reset(self, n: int) -> None:
         self._state = np.zeros((n, self.state_size), np.float32) if self.recurrent else None
 
-    def act(self, frames: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+    def act(self, frames: np.ndarray, episodes: np.ndarray, commands: np.ndarray | None = None) -> np.ndarray:
         feeds = {"frames": np.ascontiguousarray(frames, dtype=np.uint8)}
+        if self.conditional:
+            feeds["command"] = np.zeros(len(frames), np.int64) if commands is None else np.asarray(commands, np.int64)
         if self.recurrent:
             feeds["state_in"] = self._state[episodes]
         result = dict(zip(self.outputs, self.session.run(None, feeds)))

@@ -20,6 +20,10 @@ The hooks, in the order they are called:
     after_step(number, env, info, terminated)   (the state it led to)
     end(number, env, info, status, reason)      (status: finished, crashed or invalid)
 
+On a road network with forks the observation is a dict of the frame and the command: `frames` holds the
+frames, and `self.commands` the commands of the same episodes at this step (envs.forks: 0 follow, 1 left,
+2 right; FOLLOW on tracks without forks), for the conditional policies that take one.
+
 An episode ends when the environment terminates or truncates it, or after `episode.steps` steps.
 A `decide` that raises, returns the wrong shape or a non-finite action ends every running episode
 as `invalid`, with the reason, and the run stops (`PolicyFailure` carries the reason).
@@ -69,6 +73,16 @@ def checked_actions(actions: Any, n: int) -> np.ndarray:
     return a
 
 
+def frame_of(obs: Any) -> np.ndarray:
+    """The camera frame of an observation (the "frame" of a road network's dict observation)."""
+    return obs["frame"] if isinstance(obs, dict) else obs
+
+
+def command_of(obs: Any) -> int:
+    """The command of an observation: a road network's, else FOLLOW (0)."""
+    return int(obs["command"]) if isinstance(obs, dict) else 0
+
+
 @dataclass
 class _Slot:
     number: int
@@ -86,6 +100,8 @@ class Lockstep(ABC, Generic[E]):
     episodes: Sequence[E]
     slots: int = 8
     _queue: list[tuple[int, E]] = field(init=False, default_factory=list)
+    commands: np.ndarray = field(init=False, default_factory=lambda: np.zeros(0, np.int64))
+    """The active episodes' commands at this step, in the order of `frames` (see the module doc)."""
 
     # --- hooks ------------------------------------------------------------------------------
     @abstractmethod
@@ -120,7 +136,8 @@ class Lockstep(ABC, Generic[E]):
             slots[k] = self._next()
         while any(slots) and not self.stop():
             active = [k for k, s in enumerate(slots) if s is not None]
-            frames = np.stack([slots[k].obs for k in active])
+            frames = np.stack([frame_of(slots[k].obs) for k in active])
+            self.commands = np.array([command_of(slots[k].obs) for k in active], np.int64)
             infos = [slots[k].info for k in active]
             try:
                 actions = checked_actions(self.decide(frames, np.array([slots[k].number for k in active]), infos),

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from benchmark.common.config import require
 from benchmark.common.files import to_jsonable, write_json_atomic
 from benchmark.data.dataset import Dataset
+from benchmark.data.hindsight import dataset_commands
 from models import ModelConfig, build_model, load_model, save_model
 from models.config import Head
 
@@ -42,9 +43,14 @@ class TrainConfig:
     """Dataset directory (from `record`, `drive`, `import-udacity` or an imitation run)."""
     out: Path = Path("runs/bc")
     """Run directory: checkpoint/, model/ (best validation loss), train_log.csv."""
-    arch: Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "resnet18"] = "pilotnet"
+    arch: Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "pilotnet-command", "pilotnet-branched",
+                  "resnet18"] = "pilotnet"
     """Network: PilotNet, PilotNet features into a GRU, PilotNet over a stack of past frames (models/frame_stack.py:
-    5 frames 5 steps apart, a 2 s window), or ResNet-18 from scratch."""
+    5 frames 5 steps apart, a 2 s window), PilotNet conditioned on the command (its input, or a branch per
+    command: models/conditional.py), or ResNet-18 from scratch."""
+    command_source: Literal["route", "hindsight"] = "route"
+    """Commands a conditional model trains with: the route's, as recorded, or relabelled in hindsight from the
+    recorded poses alone (benchmark/data/hindsight.py: the branch driven within the next 40 m)."""
     head: Head = "point"
     """Output head: curvature with MSE, mean and log-std with Gaussian NLL, a mixture of Gaussians with its NLL, or
     curvature bins with cross-entropy (mixture: the most probable component's mean drives; categorical: the most
@@ -259,8 +265,11 @@ class BatchPlan:
     batch_size // seq_len sequences, so both see about batch_size frames per step.
     """
 
-    def __init__(self, dataset: Dataset, train_steps: np.ndarray, config: TrainConfig, recurrent: bool):
+    def __init__(self, dataset: Dataset, train_steps: np.ndarray, config: TrainConfig, recurrent: bool,
+                 commands: np.ndarray | None = None):
         self.config, self.recurrent, self.train_steps = config, recurrent, train_steps
+        self.commands = commands
+        """Per dataset row, the command of a conditional model (None: the model takes none)."""
         augment = replace(config.augment, synthetic_prob=0.0) if recurrent else config.augment
         self.maker = SampleMaker(dataset, augment, seed=config.seed)
         if recurrent:
@@ -283,14 +292,15 @@ class BatchPlan:
             order = rng.permutation(self.pool)[: self.per_epoch]
         return [(epoch, b, order[i: i + self.batch_size]) for b, i in enumerate(range(0, len(order), self.batch_size))]
 
-    def batch(self, job: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Frames and labels of one job: (B, H, W, 3) and (B,), or (B, T, H, W, 3) and (B, T)."""
+    def batch(self, job: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, ...]:
+        """Frames and labels of one job: (B, H, W, 3) and (B,), or (B, T, H, W, 3) and (B, T); a conditional
+        model's batch adds the commands, (B,)."""
         epoch, b, ids = job
         rng = np.random.default_rng([self.config.seed, epoch, b])
         if not self.recurrent:
             frames, labels = self.maker.batch(ids, rng)
             black_out(frames, self.config.augment, rng)
-            return frames, labels
+            return (frames, labels) if self.commands is None else (frames, labels, self.commands[ids])
         T = self.config.seq_len
         flat = self.sequences[ids].reshape(-1)
         cams = rng.integers(0, 3, len(ids)) if self.config.augment.side_cameras else np.ones(len(ids), int)
@@ -300,21 +310,25 @@ class BatchPlan:
         return frames, labels.reshape(len(ids), T)
 
 
-def batch_loss(model, x, y, precision: str = P.FLOAT32):
+def batch_loss(model, x, y, precision: str = P.FLOAT32, commands=None):
     """The training loss of a batch: frames (B, ...) against labels (B, 1), or sequences (B, T, ...)
-    against (B, T, 1) through the recurrent model's whole sequence. Under bf16 only the forward pass
-    is autocast; the loss is reduced in float32 on the head output cast back."""
+    against (B, T, 1) through the recurrent model's whole sequence; a conditional model takes the batch's
+    commands (B,). Under bf16 only the forward pass is autocast; the loss is reduced in float32 on the
+    head output cast back."""
     with P.autocast(precision, x.device):
-        out = model.forward_sequence(x)[0] if x.dim() == 5 else model(x)
+        if commands is not None:
+            out = model(x, commands)
+        else:
+            out = model.forward_sequence(x)[0] if x.dim() == 5 else model(x)
     out = out.float()
     if x.dim() == 5:
         return model.loss(out.reshape(-1, out.shape[-1]), y.reshape(-1, 1))
     return model.loss(out, y)
 
 
-def train_step(model, optimizer, scheduler, x, y, precision: str = P.FLOAT32) -> float:
+def train_step(model, optimizer, scheduler, x, y, precision: str = P.FLOAT32, commands=None) -> float:
     """One optimiser step on a batch; returns its loss."""
-    loss = batch_loss(model, x, y, precision)
+    loss = batch_loss(model, x, y, precision, commands)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -357,7 +371,9 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
     model = _initial_model(config, init_model).to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    plan = BatchPlan(dataset, train_steps, config, bool(getattr(model, "recurrent", False)))
+    conditional = bool(getattr(model, "conditional", False))
+    commands = dataset_commands(dataset.index, config.command_source) if conditional else None
+    plan = BatchPlan(dataset, train_steps, config, bool(getattr(model, "recurrent", False)), commands)
     total_updates = math.ceil(len(train_steps) / config.batch_size) * config.epochs
     if config.max_updates:
         total_updates = min(total_updates, config.max_updates)
@@ -377,10 +393,11 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
     write_json_atomic(out / "train_config.json", to_jsonable(replace(config, precision=precision)))
 
     def tensors(batch):
-        frames, labels = batch
+        frames, labels, *command = batch
         x = torch.from_numpy(frames).to(device, non_blocking=True)
         y = torch.from_numpy(labels).to(device, non_blocking=True).reshape(-1, 1)
-        return x, y
+        c = torch.from_numpy(command[0]).to(device) if command else None
+        return x, y, c
 
     t_start = time.perf_counter()
     samples_seen = 0
@@ -395,8 +412,8 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
         t0 = time.perf_counter()
         try:
             for batch in fetch:
-                x, y = tensors(batch)
-                losses.append(train_step(model, optimizer, scheduler, x, y, precision))
+                x, y, c = tensors(batch)
+                losses.append(train_step(model, optimizer, scheduler, x, y, precision, c))
                 state["updates"] += 1
                 samples_seen += y.numel()
                 bar.update(1)
@@ -405,7 +422,7 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
             fetch.close()
             bar.close()
         seconds = time.perf_counter() - t0
-        val_loss = evaluate_loss(model, dataset, val_steps, config, torch, device)
+        val_loss = evaluate_loss(model, dataset, val_steps, config, torch, device, commands)
         state["epoch"] = epoch + 1
         row = {"epoch": epoch + 1, "updates": state["updates"], "train_loss": float(np.mean(losses)) if losses else math.nan,
                "val_loss": val_loss, "seconds": seconds, "samples_per_s": len(losses) * config.batch_size / max(seconds, 1e-9),
@@ -427,12 +444,14 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
                        samples_seen / max(elapsed, 1e-9), precision)
 
 
-def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device) -> float:
-    """Mean loss on the centre camera's clean labels (no augmentation); NaN without validation data.
+def evaluate_loss(model, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device,
+                  commands: np.ndarray | None = None) -> float:
+    """Mean loss on the centre camera's clean labels (no augmentation); NaN without validation data. A
+    conditional model takes `commands` (per dataset row; by default those of config.command_source).
 
     Always in float32, whatever the training precision: the saved weights are float32 and are
     evaluated, exported and deployed in float32, so bf16 and float32 runs compare on one footing."""
-    return _evaluate(model, model.loss, dataset, steps, config, torch, device)
+    return _evaluate(model, model.loss, dataset, steps, config, torch, device, commands)
 
 
 def evaluate_nll(model, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device) -> float:
@@ -441,13 +460,16 @@ def evaluate_nll(model, dataset: Dataset, steps: np.ndarray, config: TrainConfig
     categorical heads; the point head has no distribution (ValueError)."""
     if model.config.head == "point":
         raise ValueError("the point head predicts no distribution, so it has no held-out NLL")
-    return _evaluate(model, model.nll, dataset, steps, config, torch, device)
+    return _evaluate(model, model.nll, dataset, steps, config, torch, device, None)
 
 
-def _evaluate(model, measure, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device) -> float:
+def _evaluate(model, measure, dataset: Dataset, steps: np.ndarray, config: TrainConfig, torch, device,
+              commands: np.ndarray | None) -> float:
     """The per-sample mean of `measure(out, labels)` over (at most max_val_samples of) `steps`."""
     if len(steps) == 0:
         return math.nan
+    if getattr(model, "conditional", False) and commands is None:
+        commands = dataset_commands(dataset.index, config.command_source)
     steps = np.sort(np.random.default_rng([config.seed, 11]).permutation(steps)[: config.max_val_samples])
     model.eval()
     total, count = 0.0, 0
@@ -470,7 +492,8 @@ def _evaluate(model, measure, dataset: Dataset, steps: np.ndarray, config: Train
                 s = steps[i: i + 256]
                 x = torch.from_numpy(overlay(dataset.frames(s, 1), s)).to(device)
                 y = torch.from_numpy(labels[s]).to(device).reshape(-1, 1)
-                total += float(measure(model(x), y)) * len(s)
+                out = model(x) if commands is None else model(x, torch.from_numpy(commands[s]).to(device))
+                total += float(measure(out, y)) * len(s)
                 count += len(s)
     model.train()
     return total / count
