@@ -116,6 +116,25 @@ class Route:
         j = self.passage_at(lane, s)
         return FOLLOW if j is None else self.passages[j].command
 
+    def outcomes(self, lane: int, s: float, failed: bool) -> tuple[list[int], list[str]]:
+        """The fork passages an episode that ended at arc length s of `lane`'s path attempted, in order:
+        their commands and outcomes. A passage is attempted once the car reached its split; it is "passed"
+        when the car reached its merge, "failed" when the episode failed between the two. One cut off
+        between split and merge without a failure (the episode's step limit) is left out."""
+        commands, outcomes = [], []
+        for p in self.passages:
+            if s < p.split_s[lane]:
+                break
+            if s >= p.merge_s[lane]:
+                outcome = "passed"
+            elif failed:
+                outcome = "failed"
+            else:
+                break
+            commands.append(p.command)
+            outcomes.append(outcome)
+        return commands, outcomes
+
 
 @dataclass(eq=False)
 class ForkNetwork:

@@ -232,3 +232,76 @@ def test_conditional_models_train_export_and_drive_with_commands(fork_recording,
         obs, _, terminated, truncated, info = env.step(kappa)
         if terminated or truncated:
             break
+
+
+# --- the forks protocol: command success at forks ---------------------------------------------
+
+
+def test_command_success_counts_on_hand_built_passages():
+    from benchmark.evaluation.metrics import command_success
+
+    counts = command_success([[1, 2, 1], [], [2]], [["passed", "failed", "passed"], [], ["passed"]])
+    assert counts == {"follow": (0, 0), "left": (2, 2), "right": (1, 2), "all": (3, 4)}
+    with pytest.raises(ValueError, match="2 commands and 1 outcomes"):
+        command_success([[1, 2]], [["passed"]])
+    with pytest.raises(ValueError, match="not 'passed' or 'failed'"):
+        command_success([[1]], [["censored"]])
+    with pytest.raises(ValueError, match="not a code"):
+        command_success([[3]], [["passed"]])
+
+
+def test_route_outcomes_count_attempted_passages_only():
+    route = fork_network(1000100).route((-1,) * len(fork_network(1000100).forks) * 3)
+    p0, p1 = route.passages[:2]
+    assert route.outcomes(0, p0.split_s[0] - 1.0, failed=True) == ([], [])
+    assert route.outcomes(0, 0.5 * (p0.split_s[0] + p0.merge_s[0]), failed=True) == ([LEFT], ["failed"])
+    assert route.outcomes(0, 0.5 * (p0.split_s[0] + p0.merge_s[0]), failed=False) == ([], [])  # cut off
+    assert route.outcomes(0, p1.merge_s[0] + 1.0, failed=False) == ([LEFT, LEFT], ["passed", "passed"])
+
+
+FORKS_TINY = """
+name: steerbench-forks-tiny
+version: 2
+seed: 7
+policy_hz: 10
+cost_d_max_m: 1.0
+intervention_threshold_m: 1.0
+intervention_penalty_s: 6.0
+drift_bins: {d_m: [-3.25, 3.25, 13], psi_rad: [-0.55, 0.55, 11]}
+metrics: {mistake_tau_per_m: 0.02, excursion_onset_m: 0.5, excursion_recover_m: 0.25, regret_t_min: 30,
+          regret_min_survival: 0.5, curvature_bins_per_m: [0.043, 0.05]}
+conditions:
+  nominal: {}
+profiles:
+  quick:
+    tracks: ["fork:1000100-1000102"]
+    conditions: [nominal]
+    episodes: 1
+    max_steps: 400
+    horizons: [10, 100, 400]
+"""
+
+
+def test_the_harness_measures_command_success_on_forks(tmp_path, monkeypatch):
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
+    from benchmark.evaluation.protocol import load_protocol
+    from benchmark.evaluation.records import read_records
+    from models import ModelConfig, build_model, export_onnx
+
+    protocol = tmp_path / "forks-tiny.yaml"
+    protocol.write_text(FORKS_TINY)
+    assert [t for t, _ in load_protocol(str(protocol)).tracks("quick")] == ["fork"] * 3
+    monkeypatch.chdir(tmp_path)
+    teacher = evaluate(EvaluateConfig(policy="teacher", protocol=str(protocol), profile="quick", progress=False))
+    commands = teacher.metrics.conditions["nominal"].commands
+    assert commands.all.n >= 3 and commands.all.k == commands.all.n and commands.all.low < 1.0  # Wilson, not [1, 1]
+    straight = evaluate(EvaluateConfig(policy="straight", protocol=str(protocol), profile="quick", progress=False,
+                                       drift_reference=False))
+    assert straight.metrics.conditions["nominal"].commands.all.k < straight.metrics.conditions["nominal"].commands.all.n
+    records = read_records(tmp_path / "results" / "steerbench-forks-tiny" / "quick" / "teacher" / "records.jsonl")
+    assert all(r.track.startswith("fork-") and r.forks is not None for r in records.records)
+    # a conditional ONNX model runs through the harness, and its records round-trip
+    onnx = export_onnx(build_model(ModelConfig(arch="pilotnet-command")), tmp_path / "command.onnx")
+    learner = evaluate(EvaluateConfig(policy=str(onnx), protocol=str(protocol), profile="quick", progress=False,
+                                      drift_reference=False))
+    assert learner.metrics.conditions["nominal"].commands is not None

@@ -59,7 +59,13 @@ excursions                     onsets ``|d| > 0.5`` m, recovery ``|d| < 0.25`` m
 route completion               ``clip((f_e if failed else length_e) / intended_steps, 0, 1)``
 normalised score               ``(x - x_straight) / (x_teacher - x_straight)``
 paired drift                   ``g_t = mean_{alive pairs} |d_l - d_t|``, per-step W1, failure fraction
+command success rate           ``SR_c = #{passages with command c passed} / #{attempted}``, per command
 =============================  ==============================================================
+
+Roads with choices (envs.forks). A fork passage is *attempted* once the car reaches the fork's split,
+*passed* when it reaches the merge on the commanded branch (taking the other branch leaves the route's
+road: an off-road failure), *failed* when the episode fails in between; a passage cut off by the step
+limit is not counted. See :func:`command_success`.
 
 Empty inputs
 ------------
@@ -91,6 +97,7 @@ __all__ = [
     "aggregate",
     "autonomy",
     "bootstrap_ci",
+    "command_success",
     "cost_matrix",
     "covariate_shift_ratio",
     "crash_rate",
@@ -1582,3 +1589,38 @@ def paired_drift(
         w1=_readonly(w1),
         failure_fraction=float(np.mean((fl >= 0) & (fl < horizon))),
     )
+
+
+def command_success(commands: Sequence[Sequence[int]], outcomes: Sequence[Sequence[str]],
+                    names: Sequence[str] = ("follow", "left", "right")) -> dict[str, tuple[int, int]]:
+    """Command success counts at forks: ``{name: (passed, attempted)}`` per command, and ``"all"``.
+
+    ``SR_c = #{attempted passages with command c that were passed} / #{attempted passages with command c}``,
+    pooled over episodes; ``"all"`` pools every command. A name with no attempt gets ``(0, 0)`` (its
+    rate undefined: report it as such, never as 0).
+
+    Args:
+        commands, outcomes: per episode, the attempted passages' command codes (indices into ``names``)
+            and outcomes, ``"passed"`` or ``"failed"``, in the same order.
+        names: the command names by code.
+
+    Returns:
+        ``{name: (k, n)}`` for every name, then ``"all"``; feed ``(k, n)`` to a Wilson interval.
+    """
+    if len(commands) != len(outcomes):
+        raise ValueError(f"command_success: {len(commands)} episodes of commands, {len(outcomes)} of outcomes")
+    passed = np.zeros(len(names), np.int64)
+    tried = np.zeros(len(names), np.int64)
+    for e, (cs, os_) in enumerate(zip(commands, outcomes)):
+        if len(cs) != len(os_):
+            raise ValueError(f"command_success: episode {e} has {len(cs)} commands and {len(os_)} outcomes")
+        for c, o in zip(cs, os_):
+            if not (isinstance(c, (int, np.integer)) and 0 <= c < len(names)):
+                raise ValueError(f"command_success: episode {e}: command {c!r} is not a code 0..{len(names) - 1}")
+            if o not in ("passed", "failed"):
+                raise ValueError(f"command_success: episode {e}: outcome {o!r} is not 'passed' or 'failed'")
+            tried[c] += 1
+            passed[c] += o == "passed"
+    out = {name: (int(passed[i]), int(tried[i])) for i, name in enumerate(names)}
+    out["all"] = (int(passed.sum()), int(tried.sum()))
+    return out

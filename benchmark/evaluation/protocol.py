@@ -165,7 +165,8 @@ class ProfileSpec:
     """A profile: tracks, conditions, episodes per track and condition, horizon checkpoints."""
 
     tracks: tuple[str, ...]
-    """Built-in track names and `procedural:<seeds>` entries of held-out test seeds."""
+    """Built-in track names and `procedural:<seeds>` (or `fork:<seeds>`, road networks with forks) entries of
+    held-out test seeds."""
     conditions: tuple[str, ...]
     """Conditions run in crash mode."""
     episodes: int
@@ -282,7 +283,7 @@ class Protocol(ProtocolSpec):
             runs += [(c, "replica") for c in p.floor_conditions]
         seen = {str(t) for t in p.seen_tracks}
         for t_index, (track, track_seed) in enumerate(self.tracks(profile)):
-            name = track if track_seed is None else f"procedural-{track_seed}"
+            name = track if track_seed is None else f"{track}-{track_seed}"
             is_seen = track_seed is None and track in seen
             for condition, mode in runs:
                 if condition not in wanted or (is_seen and mode in SEED_MODE):
@@ -333,7 +334,7 @@ class Protocol(ProtocolSpec):
                 raise ProtocolError(f"{path}: no tracks")
         if self.version >= 2:
             for e in entries:
-                if not e.startswith("procedural:"):
+                if not e.startswith(("procedural:", "fork:")):
                     raise ProtocolError(f"{self.name}: profile {profile!r} lists {e!r} among its held-out tracks; "
                                         "built-in tracks are seen in training: list them under seen_tracks")
         out = self._parse_tracks(entries)
@@ -353,6 +354,11 @@ class Protocol(ProtocolSpec):
                     if s not in TEST_SEEDS:
                         raise ProtocolError(f"{self.name}: procedural seed {s} is not a held-out test seed")
                     out.append(("procedural", s))
+            elif entry.startswith("fork:"):  # procedural road networks with forks (envs.forks)
+                for s in parse_seeds(entry.split(":", 1)[1]):
+                    if s not in TEST_SEEDS:
+                        raise ProtocolError(f"{self.name}: fork seed {s} is not a held-out test seed")
+                    out.append(("fork", s))
             elif entry in BUILTIN_TRACKS:
                 out.append((entry, None))
             else:

@@ -7,7 +7,9 @@ group of episodes ends. An `EpisodeRecord` is one such line; `read_records` is t
 Per-step arrays hold the state at t = 0, 1, ...: lateral offset d, heading error psi, the action
 taken and the teacher's action there, the car's x, y. When the episode failed, the state at which
 the failure was observed is their last entry (`failure_step` is its index; its actions are null).
-Non-finite numbers are stored as null.
+Non-finite numbers are stored as null. An episode on a road network with forks also has `forks`: the
+commands of the fork passages it attempted and their outcomes ("passed" or "failed"; see
+envs.forks.Route.outcomes); other records have no such key.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -104,6 +106,11 @@ class EpisodeRecord:
     teacher_action: list[float | None]
     x: list[float | None]
     y: list[float | None]
+    forks: dict[str, list] | None = None
+    """On a road network with forks: {"commands": [...], "outcomes": [...]} of the passages attempted."""
+
+    OPTIONAL: ClassVar[tuple[str, ...]] = ("forks",)
+    """Fields stored only when set: the records of every other episode read as before."""
 
     @property
     def episode_key(self) -> EpisodeKey:
@@ -122,7 +129,11 @@ class EpisodeRecord:
         return as_array(getattr(self, name))
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        for name in self.OPTIONAL:
+            if out[name] is None:
+                del out[name]
+        return out
 
     @classmethod
     def from_json(cls, item: Any, where: str = "record") -> EpisodeRecord:
@@ -130,7 +141,7 @@ class EpisodeRecord:
         if not isinstance(item, dict):
             raise RecordsError(f"{where}: not a JSON object")
         names = [f.name for f in fields(cls)]
-        missing = [n for n in names if n not in item]
+        missing = [n for n in names if n not in item and n not in cls.OPTIONAL]
         unknown = [k for k in item if k not in names]
         if missing or unknown:
             what = f"unknown key {unknown[0]!r}" if unknown else f"missing {', '.join(missing)}"
@@ -138,7 +149,7 @@ class EpisodeRecord:
         if item["status"] not in STATUSES:
             raise RecordsError(f"{where}: unknown status {str(item['status'])[:40]!r}")
         for name, ok in _FIELD_TYPES.items():
-            if not ok(item[name]):
+            if name in item and not ok(item[name]):
                 raise RecordsError(f"{where}: {name} has the wrong type ({type(item[name]).__name__})")
         EpisodeKey.parse(item["key"])
         return cls(**item)
@@ -147,7 +158,8 @@ class EpisodeRecord:
     def build(cls, *, key: EpisodeKey, track: str, seed: int, effect: str | None, status: Status,
               reason: str | None, steps: int, failure_step: int, failure_type: str | None,
               intervention_steps: list[int], policy_hz: float, speed: float, start_offset_m: float,
-              start_heading_rad: float, trace: dict[str, list[float]]) -> EpisodeRecord:
+              start_heading_rad: float, trace: dict[str, list[float]],
+              forks: dict[str, list] | None = None) -> EpisodeRecord:
         """A record from a finished episode's trace, rounding the per-step series as stored."""
         return cls(
             key=str(key), group=key.group, track=track, condition=key.condition, mode=key.mode, index=key.index,
@@ -156,7 +168,7 @@ class EpisodeRecord:
             elapsed_s=steps / policy_hz, distance_m=speed * steps / policy_hz, start_offset_m=start_offset_m,
             start_heading_rad=start_heading_rad, d=_rounded(trace["d"], 4), psi=_rounded(trace["psi"], 4),
             action=_rounded(trace["action"], 5), teacher_action=_rounded(trace["teacher"], 5),
-            x=_rounded(trace["x"], 2), y=_rounded(trace["y"], 2))
+            x=_rounded(trace["x"], 2), y=_rounded(trace["y"], 2), forks=forks)
 
 
 def _is_int(v) -> bool:
@@ -178,6 +190,10 @@ _FIELD_TYPES = {
     **{k: _is_number for k in ("elapsed_s", "distance_m", "start_offset_m", "start_heading_rad")},
     **{k: _is_series for k in ("d", "psi", "action", "teacher_action", "x", "y")},
     "intervention_steps": lambda v: isinstance(v, list) and all(_is_int(x) for x in v),
+    "forks": lambda v: isinstance(v, dict) and set(v) == {"commands", "outcomes"}
+    and isinstance(v["commands"], list) and all(_is_int(x) for x in v["commands"])
+    and isinstance(v["outcomes"], list) and all(x in ("passed", "failed") for x in v["outcomes"])
+    and len(v["commands"]) == len(v["outcomes"]),
 }
 """What each field of a stored record must be (the reader refuses anything else)."""
 

@@ -335,14 +335,28 @@ class PairedMetrics(_Json):
 
 
 @dataclass(frozen=True)
+class CommandMetrics(_Json):
+    """Command success at forks (metrics.command_success), crash-mode episodes of held-out networks:
+    passages passed of those attempted, per command and in all, with Wilson intervals."""
+
+    left: Proportion
+    right: Proportion
+    all: Proportion
+
+    _NESTED: ClassVar[dict[str, type]] = {"left": Proportion, "right": Proportion, "all": Proportion}
+
+
+@dataclass(frozen=True)
 class ConditionMetrics(_Json):
     crash: CrashMetrics | None = None
     intervention: InterventionMetrics | None = None
     paired: PairedMetrics | None = None
     """Version 2 only."""
+    commands: CommandMetrics | None = None
+    """On road networks with forks only."""
 
     _NESTED: ClassVar[dict[str, type]] = {"crash": CrashMetrics, "intervention": InterventionMetrics,
-                                          "paired": PairedMetrics}
+                                          "paired": PairedMetrics, "commands": CommandMetrics}
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in super().to_json().items() if v is not None}
@@ -523,9 +537,12 @@ def _curve(t: Sequence[int], values: np.ndarray, low=None, high=None) -> Curve:
 
 
 def _family(track: str, bins: Sequence[float], seen: bool) -> str:
-    """seen, or gentle / medium / sharp ... by the sharpest turn of a held-out procedural track."""
+    """seen, forks (a road network with forks), or gentle / medium / sharp ... by the sharpest turn of a
+    held-out procedural track."""
     if seen:
         return "seen"
+    if track.startswith("fork-"):
+        return "forks"
     from envs import procedural_spec
 
     spec = procedural_spec(int(track.split("-", 1)[1]))
@@ -716,6 +733,17 @@ def _families(held_out: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecord], 
     return out
 
 
+def command_metrics(records: Sequence[EpisodeRecord]) -> CommandMetrics | None:
+    """Command success over the records' fork passages; None when no record is on a network with forks."""
+    from envs.forks import COMMANDS
+
+    forks = [r.forks for r in records if r.valid and r.forks is not None]
+    if not forks:
+        return None
+    counts = M.command_success([f["commands"] for f in forks], [f["outcomes"] for f in forks], COMMANDS)
+    return CommandMetrics(*(Proportion.of(*counts[name]) for name in ("left", "right", "all")))
+
+
 def compute_results(records: Sequence[EpisodeRecord], protocol: Protocol, profile: str,
                     teacher: Sequence[EpisodeRecord] | None = None,
                     straight: Sequence[EpisodeRecord] | None = None) -> Metrics:
@@ -752,7 +780,7 @@ def compute_results(records: Sequence[EpisodeRecord], protocol: Protocol, profil
                                     int(protocol.profile(profile).max_steps), rng, t_crash,
                                     held_out(straight, "crash") if straight else None, floor_m,
                                     own_replicas=reference is None)
-        conditions[condition] = ConditionMetrics(crash_m, inter_m, paired)
+        conditions[condition] = ConditionMetrics(crash_m, inter_m, paired, command_metrics(crash))
     return Metrics(episodes=len(records), invalid=sum(not r.valid for r in records),
                    invalid_reasons=sorted({r.reason for r in records if not r.valid}), conditions=conditions)
 

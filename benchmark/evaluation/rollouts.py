@@ -100,7 +100,16 @@ class Evaluation(Lockstep[EvalEpisode]):
             steps=self.steps[number], failure_step=failure_step,
             failure_type=failure_type, intervention_steps=list(getattr(env, "intervention_steps", [])),
             policy_hz=self.hz, speed=env.speed, start_offset_m=ep.lateral_offset,
-            start_heading_rad=ep.heading_error, trace=self.traces[number])
+            start_heading_rad=ep.heading_error, trace=self.traces[number], forks=_fork_outcomes(env, info, status))
+
+
+def _fork_outcomes(env, info: dict, status: str) -> dict | None:
+    """The record's fork passages (envs.forks.Route.outcomes), None off road networks with forks."""
+    route = getattr(env, "route", None)
+    if route is None:
+        return None
+    commands, outcomes = route.outcomes(info["lane"], info["s_m"], status == "crashed")
+    return {"commands": commands, "outcomes": outcomes}
 
 
 def _transform(effect: str, seed: int):

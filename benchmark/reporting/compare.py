@@ -66,7 +66,7 @@ def seen_tracks(result: Result) -> frozenset[str]:
     protocol's held-out tracks are all procedural, so every other track in its records is seen."""
     if result.results.schema_version < 2:
         return frozenset()
-    return frozenset(r.track for r in result.records() if not r.track.startswith("procedural-"))
+    return frozenset(r.track for r in result.records() if not r.track.startswith(("procedural-", "fork-")))
 
 
 def crash_test(a: Result, b: Result, condition: str) -> tuple[int, int, int, float]:

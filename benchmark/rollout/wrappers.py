@@ -37,23 +37,26 @@ class Wrapper:
 
 
 class ObservationShift(Wrapper):
-    """Every observation goes through `transform` (frame -> frame)."""
+    """Every observation's frame goes through `transform` (frame -> frame); a road network's command is kept."""
 
     def __init__(self, env: Any, transform: Callable[[np.ndarray], np.ndarray]):
         super().__init__(env)
         self.transform = transform
 
+    def _shift(self, obs):
+        return {**obs, "frame": self.transform(obs["frame"])} if isinstance(obs, dict) else self.transform(obs)
+
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
-        return self.transform(obs), info
+        return self._shift(obs), info
 
     def step(self, action: np.ndarray):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return self.transform(obs), reward, terminated, truncated, info
+        return self._shift(obs), reward, terminated, truncated, info
 
     def recover(self):
         obs, info = self.env.recover()
-        return self.transform(obs), info
+        return self._shift(obs), info
 
 
 class Intervention(Wrapper):
