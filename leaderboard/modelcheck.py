@@ -12,11 +12,12 @@ sandbox (leaderboard.sandbox: bubblewrap, no network, another user, limits) that
    no other domain, and every node a standard operator that exists at that opset;
 5. runs onnx.checker.check_model(full_check=True);
 6. checks the signature: input frames uint8 (N, 66, 200, 3) with a dynamic batch N (plus state_in
-   float32 (N, H) for recurrent models); outputs curvature float32 (N, 1), optionally log_std
+   float32 (N, H) for recurrent models, and command int64 (N,) for conditional ones: envs.forks'
+   0 follow, 1 left, 2 right); outputs curvature float32 (N, 1), optionally log_std
    float32 (N, 1), and state_out float32 (N, H) exactly when there is a state_in;
 7. smoke-tests the model in onnxruntime (CPU, one thread): three steps on batches of 1 and 3 random
-   frames (state carried from step to step); every output must have its declared shape and be
-   finite.
+   frames (state carried from step to step; commands drawn from 0..2); every output must have its
+   declared shape and be finite.
 
 Each failure is a `Rejected` with one line saying what is wrong and what to fix.
 """
@@ -36,7 +37,7 @@ from .common import DOCS, Rejected
 from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
 
 FRAME_SHAPE = (66, 200, 3)
-INPUTS = ("frames", "state_in")
+INPUTS = ("frames", "state_in", "command")
 OUTPUTS = ("curvature", "log_std", "state_out")
 EXPORT_HINT = f"Export the network with torch.onnx.export as shown in {DOCS}"
 SMOKE_BATCHES = (1, 3)
@@ -62,7 +63,7 @@ def check_model_file(path: str | Path, limits: ModelLimits, *, memory_limit_mb: 
     """Validate the ONNX file at `path` (in the sandbox); returns its bytes and a description.
 
     The description: sha256, bytes, ir_version, opset, producer, recurrent, state_size, inputs,
-    outputs. Raises Rejected.
+    outputs, and conditional: true for a model with a command input. Raises Rejected.
     """
     path = Path(path)
     if not path.is_file():
@@ -298,7 +299,7 @@ def check_signature(model) -> dict[str, Any]:
               "(recurrent: input_names=['frames', 'state_in'], output_names=['curvature', 'state_out'])")
     if "frames" not in inputs or set(inputs) - set(INPUTS):
         raise Rejected(f"the model's inputs are {', '.join(repr(n) for n in inputs) or 'none'}; expected 'frames' "
-                       "(and 'state_in' for recurrent models)", io_fix)
+                       "(and 'state_in' for recurrent models, 'command' for conditional ones)", io_fix)
     if "curvature" not in outputs:
         raise Rejected(f"the model has no output 'curvature' (its outputs are {', '.join(map(repr, outputs))})",
                        io_fix)
@@ -356,8 +357,20 @@ def check_signature(model) -> dict[str, Any]:
             raise Rejected(f"the output 'state_out' has {s_out[1][1]} state values per frame and 'state_in' "
                            f"{state_size}", "Return the new state with the same size as the state input")
         described["state_in"] = {"dtype": "float32", "shape": f"(N, {state_size})"}
-    return {"recurrent": recurrent, "state_size": state_size, "inputs": described,
-            "outputs": [n for n in OUTPUTS if n in outputs]}
+    conditional = "command" in inputs
+    if conditional:
+        c = _describe(inputs["command"])
+        if c is None or c[0] != "int64" or c[1] is None or len(c[1]) != 1 or _fixed(c[1][0]):
+            raise Rejected(f"the input 'command' is {c[0] if c else 'not a tensor'} of shape "
+                           f"{_shape_text(c[1] if c else None)}; it must be int64 (N,), one command per frame "
+                           "(0 follow, 1 left, 2 right) with a dynamic batch N",
+                           "Export with an int64 (N,) example command and dynamic_axes={'command': {0: 'batch'}}")
+        described["command"] = {"dtype": "int64", "shape": "(N,)"}
+    out = {"recurrent": recurrent, "state_size": state_size, "inputs": described,
+           "outputs": [n for n in OUTPUTS if n in outputs]}
+    if conditional:  # only then: the description of every other model is as before
+        out["conditional"] = True
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -390,6 +403,8 @@ def smoke_test(data: bytes, info: dict[str, Any]) -> None:
             feeds = {"frames": frames}
             if state is not None:
                 feeds["state_in"] = state
+            if info.get("conditional"):
+                feeds["command"] = rng.integers(0, 3, n).astype(np.int64)
             try:
                 result = dict(zip(names, session.run(None, feeds)))
             except Exception as exc:

@@ -594,6 +594,8 @@ def _card_rows(entry: dict) -> list[tuple[str, str]]:
     model = entry.get("model")
     if model:
         structure = f"recurrent (state size {model['state_size']})" if model["recurrent"] else "feed-forward"
+        if model.get("conditional"):
+            structure += ", conditioned on a command"
         rows.append(("model", esc(f"{model['file']}, {model['bytes'] / 1e6:.2f} MB, opset {model['opset']}, "
                                   f"{structure}")))
         rows.append(("sha256", f"<code>{esc(model['sha256'])}</code>"))

@@ -421,6 +421,26 @@ def test_recurrent_and_gaussian_models_pass_the_checks(tmp_path):
     gaussian = pilotnet_onnx(tmp_path / "gaussian.onnx", head="gaussian")
     _, info = check_model_file(gaussian, ModelLimits())
     assert info["recurrent"] is False and info["outputs"] == ["curvature", "log_std"]
+    assert "conditional" not in info  # the description of every model without a command is as before
+
+
+def test_a_command_conditioned_model_passes_and_a_bad_command_input_is_rejected(tmp_path):
+    import torch
+
+    conditional = pilotnet_onnx(tmp_path / "command.onnx", arch="pilotnet-command")
+    _, info = check_model_file(conditional, ModelLimits())
+    assert info["conditional"] is True and info["inputs"]["command"] == {"dtype": "int64", "shape": "(N,)"}
+
+    class FloatCommand(torch.nn.Module):  # the command as a float: refused, with what to fix
+        def forward(self, frames, command):
+            return frames.float().mean(dim=(1, 2, 3)).unsqueeze(1) * 0.0 + command.unsqueeze(1) * 0.01
+
+    path = tmp_path / "float-command.onnx"
+    torch.onnx.export(FloatCommand(), (torch.zeros(2, 66, 200, 3, dtype=torch.uint8), torch.zeros(2)), str(path),
+                      dynamo=False, opset_version=17, input_names=["frames", "command"], output_names=["curvature"],
+                      dynamic_axes={"frames": {0: "batch"}, "command": {0: "batch"}, "curvature": {0: "batch"}})
+    with pytest.raises(Rejected, match="the input 'command' is float of shape"):
+        check_model_file(path, ModelLimits())
 
 
 def test_the_readme_export_example_makes_a_valid_submission(tmp_path, monkeypatch):
