@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "causal-confusion": ("benchmark.reporting.causal_confusion", "CausalConfusionConfig"),
     "memory": ("benchmark.reporting.memory", "MemoryConfig"),
     "multimodal": ("benchmark.reporting.multimodal", "MultimodalConfig"),
+    "forks": ("benchmark.reporting.forks", "ForksConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -57,6 +58,7 @@ SUMMARIES = {
     "causal-confusion": "BC with and without a steering gauge in the frame (and a remedy): the loss-vs-driving gap",
     "memory": "a feed-forward PilotNet against a PilotNet-GRU under camera dropouts (and the copycat check)",
     "multimodal": "point, mixture and categorical heads on the obstacle task's bimodal demonstrations",
+    "forks": "command-conditioned PilotNets (commands as recorded or relabelled in hindsight) against BC at forks",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",

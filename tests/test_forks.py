@@ -305,3 +305,26 @@ def test_the_harness_measures_command_success_on_forks(tmp_path, monkeypatch):
     learner = evaluate(EvaluateConfig(policy=str(onnx), protocol=str(protocol), profile="quick", progress=False,
                                       drift_reference=False))
     assert learner.metrics.conditions["nominal"].commands is not None
+
+
+def test_the_forks_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
+    from benchmark.reporting.forks import ForksConfig, paired_passages, run
+
+    assert paired_passages({"a": ["passed", "failed"], "b": ["passed"]}, {"a": ["failed"], "b": ["passed", "x"]}) \
+        == (2, 1, 0)
+    protocol = tmp_path / "forks-tiny.yaml"
+    protocol.write_text(FORKS_TINY.replace("conditions: [nominal]", "conditions: [nominal, disturbed]").replace(
+        "  nominal: {}", "  nominal: {}\n  disturbed: {steering_noise_std: 0.02, steering_noise_tau_s: 0.5, "
+        "gust_std_mps: 0.5, gust_tau_s: 2.0}"))
+    monkeypatch.chdir(tmp_path)
+    config = ForksConfig(out=tmp_path / "study", report=tmp_path / "docs" / "forks", fork_seeds="1-2",
+                         episodes_per_track=1, steps=200, epochs=1, variants=("bc", "command-hindsight"),
+                         protocol=str(protocol), precision="float32", threads=1, progress=False)
+    assert run(config)["variants"] == ["bc", "command-hindsight"]
+    text = (tmp_path / "docs" / "forks.md").read_text()
+    assert "| command-hindsight | nominal |" in text and "McNemar" in text and (tmp_path / "docs" / "forks.png").is_file()
+    before = (tmp_path / "study" / "bc" / "model.onnx").read_bytes()
+    run(config)  # resumes: nothing is trained or recorded again
+    assert (tmp_path / "study" / "bc" / "model.onnx").read_bytes() == before
+    with pytest.raises(ValueError, match="other settings"):
+        run(ForksConfig(**{**config.__dict__, "fork_seeds": "1-3"}))
