@@ -37,6 +37,18 @@ class ConditionalSteeringModel(SteeringModel):
     """frames (N, 66, 200, 3) and command (N,) integer codes -> head output (N, k)."""
 
     conditional = True
+    ARCH: str = ""
+    """The ModelConfig.arch of the subclass."""
+
+    def __init__(self, config: ModelConfig | None = None):
+        config = config or ModelConfig(arch=self.ARCH)
+        if config.arch != self.ARCH:
+            raise ValueError(f"{type(self).__name__} needs a config with arch={self.ARCH!r}, got {config.arch!r}")
+        super().__init__(config)
+        self.features = PilotNetFeatures(config.activation)
+
+    def _features(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.features(self._input(frames, self.features[0].weight))
 
     def _command(self, command: torch.Tensor, n: int) -> torch.Tensor:
         command = torch.as_tensor(command).reshape(-1)
@@ -51,16 +63,14 @@ class ConditionalSteeringModel(SteeringModel):
 class PilotNetCommand(ConditionalSteeringModel):
     """PilotNet with the one-hot command at the input of its fully connected layers."""
 
+    ARCH = "pilotnet-command"
+
     def __init__(self, config: ModelConfig | None = None):
-        config = config or ModelConfig(arch="pilotnet-command")
-        if config.arch != "pilotnet-command":
-            raise ValueError(f"PilotNetCommand needs a config with arch='pilotnet-command', got {config.arch!r}")
         super().__init__(config)
-        self.features = PilotNetFeatures(config.activation)
-        self.fc = _fc(FEATURES + config.commands, config)
+        self.fc = _fc(FEATURES + self.config.commands, self.config)
 
     def forward(self, frames: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
-        x = self.features(self._input(frames, self.features[0].weight))
+        x = self._features(frames)
         onehot = nn.functional.one_hot(self._command(command, x.shape[0]), self.config.commands).to(x.dtype)
         return self._finish(self.fc(torch.cat([x, onehot], dim=1)))
 
@@ -68,16 +78,14 @@ class PilotNetCommand(ConditionalSteeringModel):
 class PilotNetBranched(ConditionalSteeringModel):
     """PilotNet's features into one branch of fully connected layers per command; the command picks one."""
 
+    ARCH = "pilotnet-branched"
+
     def __init__(self, config: ModelConfig | None = None):
-        config = config or ModelConfig(arch="pilotnet-branched")
-        if config.arch != "pilotnet-branched":
-            raise ValueError(f"PilotNetBranched needs a config with arch='pilotnet-branched', got {config.arch!r}")
         super().__init__(config)
-        self.features = PilotNetFeatures(config.activation)
-        self.branches = nn.ModuleList(_fc(FEATURES, config) for _ in range(config.commands))
+        self.branches = nn.ModuleList(_fc(FEATURES, self.config) for _ in range(self.config.commands))
 
     def forward(self, frames: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
-        x = self.features(self._input(frames, self.features[0].weight))
+        x = self._features(frames)
         command = self._command(command, x.shape[0])
         raw = torch.stack([branch(x) for branch in self.branches], dim=1)  # (N, commands, k)
         # A one-hot mask picks the branch (a gather loses the output's width in ONNX shape inference); the
