@@ -10,7 +10,8 @@ export SDL_VIDEODRIVER ?= offscreen
 export SDL_AUDIODRIVER ?= dummy
 
 .PHONY: help install ray browser sandbox test test-slow test-all perf frames record baselines bench plot submit \
-        leaderboard leaderboard-baselines verify clean
+        leaderboard leaderboard-baselines verify submit-conditional leaderboard-conditional-baselines \
+        verify-conditional clean
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 help:  ## list the targets
@@ -65,14 +66,29 @@ submit: $(STAMP) sandbox  ## add a model to the leaderboard: make submit MODEL=m
 	@test -n "$(MODEL)" || { echo "usage: make submit MODEL=path/to/model.onnx CARD=path/to/card.yaml"; exit 2; }
 	$(PY) -m leaderboard submit --model "$(MODEL)" $(if $(CARD),--card "$(CARD)")
 
-leaderboard: $(STAMP)  ## regenerate leaderboard/README.md and leaderboard/index.html from the entries
+leaderboard: $(STAMP)  ## regenerate README.md and index.html of both boards (leaderboard/, leaderboard/conditional/)
 	$(PY) -m leaderboard build
+	$(PY) -m leaderboard build --root $(CONDITIONAL_BOARD_DIR)
 
 leaderboard-baselines: $(STAMP) sandbox  ## add the teacher, straight-ahead and zoo entries that are missing
 	$(PY) -m leaderboard baselines
 
 verify: $(STAMP) sandbox  ## re-evaluate every leaderboard entry; fails when a metric or hash does not reproduce
 	$(PY) -m leaderboard verify
+
+# The conditional board: models with a command input, on road networks with forks (steerbench-forks-v1).
+CONDITIONAL_BOARD := --root leaderboard/conditional --protocol steerbench-forks-v1
+CONDITIONAL_BOARD_DIR := leaderboard/conditional
+
+submit-conditional: $(STAMP) sandbox  ## add a conditional model (frames, command): make submit-conditional MODEL=... CARD=...
+	@test -n "$(MODEL)" || { echo "usage: make submit-conditional MODEL=path/to/model.onnx CARD=path/to/card.yaml"; exit 2; }
+	$(PY) -m leaderboard submit $(CONDITIONAL_BOARD) --model "$(MODEL)" $(if $(CARD),--card "$(CARD)")
+
+leaderboard-conditional-baselines: $(STAMP) sandbox  ## the conditional board's references and models/tasks/forks
+	$(PY) -m leaderboard baselines $(CONDITIONAL_BOARD) --zoo models/tasks/forks
+
+verify-conditional: $(STAMP) sandbox  ## re-evaluate every entry of the conditional board
+	$(PY) -m leaderboard verify $(CONDITIONAL_BOARD)
 
 clean:  ## remove caches (keeps .venv, data and results)
 	rm -rf .pytest_cache .benchmarks

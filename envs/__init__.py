@@ -27,7 +27,15 @@ from .dropout import DropoutConfig
 from .forks import COMMANDS, ForkNetwork, RoadMap, Route, fork_network, fork_network_from_spec
 from .indicator import IndicatorConfig, draw_indicator
 from .obstacles import OBSTACLE_KINDS, Obstacle, ObstacleConfig, PassPlan
-from .procedural import TEST_SEEDS, TRAIN_SEEDS, check_training_seed, procedural_spec, procedural_track, track_by_name
+from .procedural import (
+    TEST_SEEDS,
+    TRAIN_SEEDS,
+    check_training_seed,
+    drawing_by_name,
+    procedural_spec,
+    procedural_track,
+    track_by_name,
+)
 from .teacher import Teacher, TeacherConfig, return_to_centre_curvature
 from .tracks import BUILTIN_TRACKS, LanePath, Track, TrackSpecError, builtin_track, load_track_file, track_from_spec
 from .vehicle import MAX_CURVATURE, curvature_to_steering, steering_to_curvature
@@ -81,6 +89,7 @@ __all__ = [
     "check_training_seed",
     "curvature_to_steering",
     "draw_indicator",
+    "drawing_by_name",
     "fork_network",
     "fork_network_from_spec",
     "load_track_file",

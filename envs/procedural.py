@@ -129,3 +129,14 @@ def track_by_name(name: str) -> Track:
         return procedural_track(int(name.split("-", 1)[1]))
     raise ValueError(f"track {name!r} cannot be rebuilt in the simulator (only built-in tracks and "
                      "procedural-<seed> can)")
+
+
+def drawing_by_name(name: str):
+    """What a map of the track recorded as `name` draws (for map_texture): the track itself, or for
+    fork-<seed> every branch of that procedural fork network (envs.forks: its episodes' track is a
+    route drawn per episode, their map the whole network)."""
+    if name.startswith("fork-") and name.split("-", 1)[1].isdigit():
+        from .forks import fork_network
+
+        return fork_network(int(name.split("-", 1)[1])).drawing
+    return track_by_name(name)

@@ -18,6 +18,10 @@ DEFAULT_ROOT = Path("leaderboard")
 ENTRY_SCHEMA_VERSION = 2
 REFERENCE_POLICIES = ("teacher", "straight")
 DOCS = "leaderboard/README.md"
+CONDITIONAL_ROOT = Path("leaderboard/conditional")
+"""The board of conditional models (an ONNX input `command`), ranked on their own table."""
+CONDITIONAL_PROTOCOL = "steerbench-forks-v1"
+"""The protocol of the conditional board: held-out road networks with forks, a command at each."""
 
 
 class Rejected(Exception):

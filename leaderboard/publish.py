@@ -170,6 +170,7 @@ def columns_v2(entries: list[dict]) -> list[Column]:
                    _paired(e, main).route_completion.mean, _paired(e, main).route_completion.ci_low,
                    _paired(e, main).route_completion.ci_high), _interval(3),
                f"fraction of the intended distance driven before failure, {main} condition (cluster bootstrap)"),
+        *_command_columns(entries, main),
         Column("regret", f"Regret slope {main}", "num", "asc",
                lambda e: _get(_paired(e, main), "regret") and (
                    _paired(e, main).regret.slope, _paired(e, main).regret.slope_low,
@@ -184,6 +185,32 @@ def columns_v2(entries: list[dict]) -> list[Column]:
         *_card_columns(),
     ]
     return cols
+
+
+def _commands(e: dict, condition: str):
+    cond = metrics_of(e).conditions.get(condition)
+    return cond.commands if cond is not None else None
+
+
+def has_commands(entries: list[dict]) -> bool:
+    """Whether the board's protocol drives road networks with forks (its metrics hold command success)."""
+    return any(_commands(e, c) is not None for e in entries for c in metrics_of(e).conditions)
+
+
+def _command_columns(entries: list[dict], main: str) -> list[Column]:
+    """On road networks with forks: the command success rate of the main condition, in all and per command."""
+    if not has_commands(entries):
+        return []
+
+    def rate(e: dict, which: str):
+        p = getattr(_commands(e, main), which, None) if _commands(e, main) is not None else None
+        return None if p is None or not p.n else (p.rate, p.low, p.high)
+
+    what = {"all": "every command", "left": "the command left", "right": "the command right"}
+    return [Column(f"commands-{w}", f"Command success {main}" + ("" if w == "all" else f" ({w})"), "num", "desc",
+                   lambda e, w=w: rate(e, w), _interval(2),
+                   f"fork passages passed of those attempted, {what[w]}, {main} condition (Wilson 95%)")
+            for w in ("all", "left", "right")]
 
 
 def board_is_v2(entries: list[dict]) -> bool:
@@ -233,9 +260,19 @@ def heading(entries: list[dict]) -> str:
                      f"`{protocol['sha256'][:12]}`), horizons T = {horizons} steps (T_max = {protocol['horizons'][-1]}"
                      f"); {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}.")
     lines.append(f"Ranked by **`{SCORE_FORMULA}`**: {SCORE_MEANING}; {TIE_BREAKS}.")
+    if has_commands(entries):
+        lines.append(COMMANDS_TEXT)
     if board_is_v2(entries):
         lines.append(INTERVALS_TEXT)
     return "\n\n".join(lines)
+
+
+COMMANDS_TEXT = ("The board of conditional models: road networks with forks, where the observation is the frame and "
+                 "a command (follow, left or right at the next fork) and a route's branch is taken or the car leaves "
+                 "the road. S(T_max) is then the fraction of routes driven through every commanded branch without "
+                 "a crash for T_max steps. \"Command success\" is the fraction of attempted fork passages that "
+                 "were passed (benchmark/evaluation/metrics.py, command_success); a model without a command input "
+                 "is ranked here too, as the baseline that cannot follow one.")
 
 
 INTERVALS_TEXT = ("Every score has its 95% interval: the score's is a cluster bootstrap over the held-out tracks "
@@ -304,8 +341,7 @@ def markdown_section(entries: list[dict]) -> str:
 
     body = [MARKER, "", heading(entries), ""]
     if not entries:
-        body.append("No entries yet: `make leaderboard-baselines` adds the references and the model zoo, "
-                    "`make submit MODEL=... CARD=...` adds a model.")
+        body.append("No entries yet: the commands above add the references, the baseline models and yours.")
     else:
         cols = columns(entries)
         rows = []
@@ -661,6 +697,8 @@ def index_html(entries: list[dict]) -> str:
         parts.append('<p class="lede">No entries yet.</p>')
     parts.append(f'<p class="rule">Ranked by <strong>{esc(SCORE_FORMULA)}</strong>: {esc(SCORE_MEANING)}; '
                  f"{esc(TIE_BREAKS)}.</p>")
+    if has_commands(entries):
+        parts.append(f'<p class="rule">{esc(COMMANDS_TEXT)}</p>')
     if board_is_v2(entries):
         parts.append(f'<p class="rule">{esc(INTERVALS_TEXT)}</p>')
     parts.append('<div class="scroll"><table id="board">')

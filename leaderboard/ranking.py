@@ -9,6 +9,11 @@ nominal, perturbed, photometric, traffic); S_c(T_max) is the survival at the las
 off-road and no collision within T_max steps (benchmark/evaluation/metrics.py). The score lies in
 [0, 1]; higher is better.
 
+On the conditional board (leaderboard/conditional: road networks with forks, steerbench-forks-v1:
+disturbed, nominal) a car that takes the other branch leaves its route's road, so S_c(T_max) is the
+fraction of routes driven through every commanded branch; the command success rate is shown beside
+it and does not enter the score.
+
 From protocol version 2 on, the score has a 95% cluster-bootstrap interval over the held-out tracks
 (leaderboard/outcomes.py: a track's episodes under every condition are drawn together), and each
 S_c(T_max) its Wilson 95% interval.

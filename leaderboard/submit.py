@@ -5,7 +5,9 @@ A submission goes through, in order, stopping at the first problem with one `Rej
 1. the model card (schema, a unique name);
 2. the protocol of the board (every entry is evaluated under the same protocol and profile);
 3. the ONNX file, in a sandboxed child process (leaderboard/modelcheck.py): size, format, external
-   data, opsets and operators, onnx.checker, signature, and a smoke inference;
+   data, opsets and operators, onnx.checker, signature, and a smoke inference; a conditional model
+   (a `command` input) only on a protocol of road networks with forks (the conditional board,
+   leaderboard/conditional, on steerbench-forks-v1);
 4. the evaluation on the protocol, in worker processes with a memory and a time limit; an episode
    made invalid by the model (NaN, wrong shape, an onnxruntime error) rejects the submission;
 5. the clip of its first nominal failure, replayed in the sandbox (leaderboard/clips.py).
@@ -27,6 +29,8 @@ from .board import EvaluationOptions, entry_outcomes, evaluate_entry, load_entri
 from .card import load_card, reference_card
 from .clips import make_clip
 from .common import (
+    CONDITIONAL_PROTOCOL,
+    CONDITIONAL_ROOT,
     DOCS,
     REFERENCE_POLICIES,
     Rejected,
@@ -140,6 +144,20 @@ def check_protocol(options: EvaluationOptions, entries: list[dict[str, Any]]) ->
                        f"Submit with --protocol {board['name']} --profile {board['profile']}")
 
 
+def check_conditional(info: dict[str, Any], options: EvaluationOptions) -> None:
+    """Reject a conditional model (a command input) on a protocol without forks: it is ranked on the
+    conditional board. A model without a command may go on either board (on forks it is the baseline
+    that cannot follow a command)."""
+    from benchmark.evaluation.protocol import load_protocol
+
+    protocol = load_protocol(options.protocol)
+    if info.get("conditional") and not protocol.has_forks(options.profile):
+        raise Rejected(f"the model has a command input (a conditional model), and protocol {protocol.name} has no "
+                       "road with a choice to command: conditional models are ranked on their own table",
+                       f"Submit it to the conditional board: make submit-conditional MODEL=... CARD=... "
+                       f"(--root {CONDITIONAL_ROOT} --protocol {CONDITIONAL_PROTOCOL})")
+
+
 def _limits(config: SubmitConfig | BaselinesConfig) -> ModelLimits:
     return ModelLimits(max_model_mb=config.max_model_mb, min_opset=config.min_opset, max_opset=config.max_opset)
 
@@ -153,6 +171,7 @@ def submit(config: SubmitConfig) -> dict[str, Any]:
     check_protocol(config, entries)
     data, info = check_model_file(model_file, _limits(config), memory_limit_mb=config.memory_limit_mb,
                                   time_limit_s=config.check_time_limit_s, unsafe=not config.sandbox)
+    check_conditional(info, config)
     from benchmark.evaluation.protocol import load_protocol
 
     protocol = load_protocol(config.protocol)

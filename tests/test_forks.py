@@ -323,6 +323,10 @@ def test_the_forks_study_runs_end_to_end_and_resumes(tmp_path, monkeypatch):
     assert run(config)["variants"] == ["bc", "command-hindsight"]
     text = (tmp_path / "docs" / "forks.md").read_text()
     assert "| command-hindsight | nominal |" in text and "McNemar" in text and (tmp_path / "docs" / "forks.png").is_file()
+    from leaderboard.card import load_card
+
+    card = load_card(tmp_path / "study" / "command-hindsight" / "card.json")  # the leaderboard's schema
+    assert card["name"] == "forks-command-hindsight" and card["extra"]["command_source"] == "hindsight"
     before = (tmp_path / "study" / "bc" / "model.onnx").read_bytes()
     run(config)  # resumes: nothing is trained or recorded again
     assert (tmp_path / "study" / "bc" / "model.onnx").read_bytes() == before

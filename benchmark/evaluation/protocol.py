@@ -346,6 +346,11 @@ class Protocol(ProtocolSpec):
             raise ProtocolError(f"{self.name}: profile {profile!r} lists a track twice")
         return out
 
+    def has_forks(self, profile: str) -> bool:
+        """Whether the profile drives road networks with forks, whose observations carry a command
+        (the protocol of conditional models: the leaderboard ranks them on their own table)."""
+        return any(track == "fork" for track, _ in self.tracks(profile))
+
     def _parse_tracks(self, entries: list[str]) -> list[tuple[str, int | None]]:
         out: list[tuple[str, int | None]] = []
         for entry in entries:

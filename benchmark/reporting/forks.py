@@ -16,8 +16,9 @@ rate at forks and the crash rate, with Wilson intervals, and each model against 
 `command-route` by McNemar's exact test on the passages both attempted (the same episode seeds give
 the same routes, so the j-th passage of an episode is the same fork with the same command for both).
 
-Everything resumes in `out` (the recording, trained models, finished evaluation groups); the report goes
-to <report>.md and <report>.png.
+Everything resumes in `out` (the recording, trained models, finished evaluation groups); each model's
+folder gets its card (card.json, the leaderboard's schema: models/tasks/forks holds the published ones);
+the report goes to <report>.md and <report>.png.
 """
 
 from __future__ import annotations
@@ -134,6 +135,16 @@ def run_variant(variant: str, data: Path, config: ForksConfig) -> dict:
             "passages": {r.track: r.forks["outcomes"] for r in records
                          if r.condition == c and r.mode == "crash" and r.forks is not None}}
     write_json_atomic(folder / "summary.json", row)
+    from .causal_confusion import study_card
+
+    source = {"route": "the commands the recording stored", "hindsight": "commands relabelled in hindsight "
+              "from the poses"}[cfg.command_source]
+    method = ("behaviour cloning, PilotNet without a command (it cannot follow one)" if variant == "bc" else
+              f"conditional behaviour cloning, {cfg.arch}, trained on {source}")
+    write_json_atomic(folder / "card.json", study_card(
+        f"forks-{variant}", method, f"the forks study's `{variant}` model, trained on one recording of fork networks "
+        f"of training seeds {config.fork_seeds}.", cfg, onnx, "benchmark/reporting/forks.py",
+        {"variant": variant, "command_source": None if variant == "bc" else cfg.command_source}))
     return row
 
 

@@ -233,7 +233,7 @@ def frames_of(record: EpisodeRecord, seen: list[np.ndarray | None], teacher: Epi
     """The video frames of steps start..end (inclusive) of the replayed episode. `teacher` is the
     record drawn for comparison (named `other`); `colours` are the record's and the comparison's.
     scale 2: the dashcam at twice its size, 664x424 frames; 1: native size, 400x320 frames."""
-    from envs import map_texture, track_by_name
+    from envs import drawing_by_name, map_texture
     from envs.topdown import chase_view, draw_car, to_pixels
 
     main, second = colours
@@ -242,7 +242,7 @@ def frames_of(record: EpisodeRecord, seen: list[np.ndarray | None], teacher: Epi
     view_size = 264 if scale == 2 else 200
     chart_h, font, line_h = (160, 0.5, 20) if scale == 2 else (120, 0.38, 15)
     width = cam_w + view_size
-    texture = map_texture(track_by_name(record.track), 4.0)
+    texture = map_texture(drawing_by_name(record.track), 4.0)
     xy = np.stack([record.series("x"), record.series("y")], axis=1)
     txy = np.stack([teacher.series("x"), teacher.series("y")], axis=1) if teacher is not None else None
     legend = f"{COLOUR_NAMES.get(main, 'this')}: {name}"
