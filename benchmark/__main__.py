@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "memory": ("benchmark.reporting.memory", "MemoryConfig"),
     "multimodal": ("benchmark.reporting.multimodal", "MultimodalConfig"),
     "forks": ("benchmark.reporting.forks", "ForksConfig"),
+    "lanes": ("benchmark.reporting.forks", "LanesConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -59,6 +60,7 @@ SUMMARIES = {
     "memory": "a feed-forward PilotNet against a PilotNet-GRU under camera dropouts (and the copycat check)",
     "multimodal": "point, mixture and categorical heads on the obstacle task's bimodal demonstrations",
     "forks": "command-conditioned PilotNets (commands as recorded or relabelled in hindsight) against BC at forks",
+    "lanes": "the forks study's models on the lane-goal task: commands to change lane on multi-lane roads",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",

@@ -10,8 +10,10 @@ Importing the package registers the gymnasium ids:
     SteerBench/CustomTrack-v0      a track from a spec file; kwarg track_file
     SteerBench/Forks-v0            a procedural road network with forks; kwarg track_seed; the
                                    observation is a dict of the frame and the command
+    SteerBench/LaneGoals-v0        a procedural track of two or three lanes with lane goals (envs.lane_goals);
+                                   kwarg track_seed; the observation is a dict of the frame and the command
 
-Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator=, dropout= and config= (see
+Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator=, dropout=, lane_goals= and config= (see
 DrivingEnv).
 """
 
@@ -26,6 +28,7 @@ from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
 from .dropout import DropoutConfig
 from .forks import COMMANDS, ForkNetwork, RoadMap, Route, fork_network, fork_network_from_spec
 from .indicator import IndicatorConfig, draw_indicator
+from .lane_goals import LaneGoalConfig, LaneGoals
 from .obstacles import OBSTACLE_KINDS, Obstacle, ObstacleConfig, PassPlan
 from .procedural import (
     TEST_SEEDS,
@@ -49,6 +52,7 @@ ENV_IDS = {
     "SteerBench/Procedural-v0": {"track": "procedural", "track_seed": 0},
     "SteerBench/CustomTrack-v0": {"track": "custom"},
     "SteerBench/Forks-v0": {"track": "fork", "track_seed": 1},
+    "SteerBench/LaneGoals-v0": {"track": "procedural", "track_seed": 1, "lane_goals": {}},
 }
 
 for _id, _kwargs in ENV_IDS.items():
@@ -72,6 +76,8 @@ __all__ = [
     "EnvConfig",
     "ForkNetwork",
     "IndicatorConfig",
+    "LaneGoalConfig",
+    "LaneGoals",
     "LanePath",
     "MapTexture",
     "Obstacle",

@@ -13,6 +13,8 @@ failures) and a dict of named reward terms.
 On a road network with forks (envs.forks: track="fork" with track_seed, or a track file with fork
 segments) every reset draws a route from its seed, and the observation is a dict of the frame and the
 command (follow, left or right at the next fork); the car must take the route's branch at each fork.
+With lane goals (envs.lane_goals) on a road of two lanes or more, the observation is the same dict, the
+command being to change to the lane on the left or the right; the car's lane is then the lane it is in.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .camera import Box, Camera, CameraConfig, MapTexture, map_texture
 from .dropout import DropoutConfig, dropout_rng, dropout_schedule
 from .forks import COMMANDS, ROUTE_STREAM, ForkNetwork, Route, fork_network
 from .indicator import IndicatorConfig, draw_indicator
+from .lane_goals import LaneGoalConfig, LaneGoals, lane_goal_rng
 from .obstacles import (
     CAR_RADIUS_M,
     SIDE_STREAM,
@@ -171,8 +174,8 @@ class DrivingEnv(gym.Env):
 
     def __init__(self, track: str | Track | ForkNetwork = "racetrack", *, track_seed: int | None = None,
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
-                 obstacles: Any = None, indicator: Any = None, dropout: Any = None, config: Any = None,
-                 render_mode: str | None = None):
+                 obstacles: Any = None, indicator: Any = None, dropout: Any = None, lane_goals: Any = None,
+                 config: Any = None, render_mode: str | None = None):
         resolved = resolve_track(track, track_seed, track_file)
         self.network: ForkNetwork | None = resolved if isinstance(resolved, ForkNetwork) else None
         """The road network with forks (None on a plain track); self.track is then the episode's route."""
@@ -199,6 +202,16 @@ class DrivingEnv(gym.Env):
         self.dropout_config: DropoutConfig | None = _optional_config(DropoutConfig, dropout, "dropout")
         self._dropout_rng: np.random.Generator | None = None
         self._dropped: np.ndarray | None = None  # per step: the observation is lost
+        self.lane_goal_config: LaneGoalConfig | None = _optional_config(LaneGoalConfig, lane_goals, "lane_goals")
+        if self.lane_goal_config is not None:
+            if self.network is not None or traffic or obstacles:
+                raise ConfigError("lane_goals: not supported with forks, traffic or obstacles yet")
+            if self.track.lanes < 2:
+                raise ConfigError(f"lane_goals: {self.track.name} has {self.track.lanes} lane; lane goals need two or "
+                                  "more")
+        self.goals: LaneGoals | None = None
+        """This episode's lane goals (None without)."""
+        self._goal_rng: np.random.Generator | None = None
         self._delivered: np.ndarray | None = None  # the last frame the camera delivered (freeze mode)
         self._layouts: dict[int, list[Obstacle]] = {}
         self._side_rng: np.random.Generator | None = None
@@ -214,8 +227,10 @@ class DrivingEnv(gym.Env):
         self.dt = 1.0 / (self.config.policy_hz * self.config.sim_substeps)
         c = self.camera_config
         self.frame_space = spaces.Box(0, 255, (c.height, c.width, 3), np.uint8)
-        """The camera frame's space (the observation's, or its "frame" entry's on a network with forks)."""
-        self.observation_space = self.frame_space if self.network is None else spaces.Dict(
+        """The camera frame's space (the observation's, or its "frame" entry's with a command)."""
+        self.commanded = self.network is not None or self.lane_goal_config is not None
+        """Whether the observation is a dict of the frame and a command (forks, lane goals)."""
+        self.observation_space = self.frame_space if not self.commanded else spaces.Dict(
             {"frame": self.frame_space, "command": spaces.Discrete(len(COMMANDS))})
         self.action_space = spaces.Box(-MAX_CURVATURE, MAX_CURVATURE, (1,), np.float32)
         self.road: TrafficRoad | None = None
@@ -274,6 +289,13 @@ class DrivingEnv(gym.Env):
         self._spawn_traffic()
         self._update_state()
         self._executed = 0.0
+        if self.lane_goal_config is not None:  # its own stream: the reset's other draws are untouched
+            if seed is not None or self._goal_rng is None:
+                self._goal_rng = lane_goal_rng(seed, self.track.name)
+            self.goals = LaneGoals(self.lane_goal_config, self.track.lanes, self.track.lane_width, self.speed,
+                                   self.config.policy_hz, self._goal_rng)
+            self.goals.update(0, self.lane, self._d, self._progress)
+            self._offset = self._goal_offset
         if self.dropout_config is not None:  # its own stream: the reset's other draws are untouched
             if seed is not None or self._dropout_rng is None:
                 self._dropout_rng = dropout_rng(seed, self.track.name)
@@ -295,9 +317,20 @@ class DrivingEnv(gym.Env):
 
     def _observe(self):
         """The observation: the frame, or on a network with forks a dict of the frame and the command."""
-        if self.network is None:
+        if not self.commanded:
             return self.last_frame
-        return {"frame": self.last_frame, "command": self.route.command_at(self.lane, self._s)}
+        return {"frame": self.last_frame, "command": self._command()}
+
+    def _command(self) -> int:
+        return self.goals.command if self.goals is not None else self.route.command_at(self.lane, self._s)
+
+    def _goal_offset(self, s: float) -> float:
+        """The teacher's target offset at arc length s of the car's lane (lane goals: envs.lane_goals)."""
+        ds = s - self._s
+        if self.track.closed:
+            L = self.path.length
+            ds = (ds + 0.5 * L) % L - 0.5 * L
+        return self.goals.offset_at(self.lane, self._progress + ds)
 
     def _plan_obstacles(self, seed: int | None) -> None:
         """This episode's obstacles and the teacher's passes. The sides come from the reset seed (and the
@@ -384,6 +417,8 @@ class DrivingEnv(gym.Env):
         if not self.traffic:
             self._update_state()
         self._steps += 1
+        if self.goals is not None:
+            self.goals.update(self._steps, self.lane, self._d, self._progress)
         info = self._info()
         terminated = self.config.terminate_on_failure and info["failure"] is not None
         truncated = self._steps >= self.config.max_steps or (
@@ -412,6 +447,13 @@ class DrivingEnv(gym.Env):
             L = self.path.length
             ds = (ds + 0.5 * L) % L - 0.5 * L
         self._progress += ds
+        half = 0.5 * self.track.lane_width
+        if self.lane_goal_config is not None and (
+                (d > half and self.lane < self.track.lanes - 1) or (d < -half and self.lane > 0)):
+            # across a lane line: the car is in the next lane, and offsets are measured from its centre
+            self.lane += 1 if d > 0 else -1
+            self.path = self.track.paths[self.lane]
+            seg, s, d, h_ref = self.path.project(v.position[0], v.position[1])
         self._seg, self._s, self._d = seg, s, d
         self._psi = float(wrap_angle(v.heading - h_ref))
         v.lane_index = self.track.lane_index(self.lane, seg)
@@ -456,6 +498,12 @@ class DrivingEnv(gym.Env):
             info["command"] = COMMANDS[self.route.command_at(self.lane, self._s)]
             info["fork_passage"] = j
             info["route_sides"] = self.route.sides
+        if self.goals is not None:
+            goal = self.goals.current
+            info["command"] = COMMANDS[self.goals.command]
+            info["lane_goal"] = None if goal is None else len(self.goals.goals) - 1
+            info["lane_target"] = None if goal is None else goal.target
+            info["lane_goal_sides"] = self.goals.sides
         if self._dropped is not None:
             info["camera_dropout"] = bool(self._dropped[min(self._steps, len(self._dropped) - 1)])
         return info

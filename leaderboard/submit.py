@@ -145,15 +145,15 @@ def check_protocol(options: EvaluationOptions, entries: list[dict[str, Any]]) ->
 
 
 def check_conditional(info: dict[str, Any], options: EvaluationOptions) -> None:
-    """Reject a conditional model (a command input) on a protocol without forks: it is ranked on the
+    """Reject a conditional model (a command input) on a protocol without commands: it is ranked on the
     conditional board. A model without a command may go on either board (on forks it is the baseline
     that cannot follow a command)."""
     from benchmark.evaluation.protocol import load_protocol
 
     protocol = load_protocol(options.protocol)
-    if info.get("conditional") and not protocol.has_forks(options.profile):
-        raise Rejected(f"the model has a command input (a conditional model), and protocol {protocol.name} has no "
-                       "road with a choice to command: conditional models are ranked on their own table",
+    if info.get("conditional") and not protocol.commanded(options.profile):
+        raise Rejected(f"the model has a command input (a conditional model), and protocol {protocol.name} gives "
+                       "no command (no fork, no lane goal): conditional models are ranked on their own table",
                        f"Submit it to the conditional board: make submit-conditional MODEL=... CARD=... "
                        f"(--root {CONDITIONAL_ROOT} --protocol {CONDITIONAL_PROTOCOL})")
 

@@ -121,6 +121,6 @@ def test_the_main_board_refuses_a_conditional_model_and_names_the_conditional_bo
 def test_the_conditional_protocol_is_the_forks_protocol():
     from benchmark.evaluation.protocol import load_protocol
 
-    assert load_protocol(CONDITIONAL_PROTOCOL).has_forks("full")
-    assert load_protocol(CONDITIONAL_PROTOCOL).has_forks("quick")
-    assert not load_protocol("steerbench-v2").has_forks("full")
+    assert load_protocol(CONDITIONAL_PROTOCOL).commanded("full")
+    assert load_protocol(CONDITIONAL_PROTOCOL).commanded("quick")
+    assert not load_protocol("steerbench-v2").commanded("full")

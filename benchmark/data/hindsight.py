@@ -1,4 +1,4 @@
-"""Hindsight relabelling of demonstrations on road networks with forks.
+"""Hindsight relabelling of demonstrations on road networks with forks, and of lane changes.
 
 A demonstration recorded without a command (the teacher drove wherever its route went) becomes a correct
 example of following a command once each step is labelled with what the car actually did next: the
@@ -9,6 +9,11 @@ the goal it reached, whatever route it was meant to take.
 The branch a car drove is read from its positions alone (the closest lane of the network at each step),
 never from the route it was given; a run of steps on a fork's branches takes the side most of its steps
 were on, so that the first metres after a split, where the two branches still overlap, cannot flip it.
+
+On a road of several lanes (the lane-goal task, envs.lane_goals) the goal is a lane: each step gets the
+command of the lane change the car made next, LEFT or RIGHT, from `horizon` before it crossed the lane
+line until it settled in the new lane (within `settle_m` of its centre), FOLLOW elsewhere; the change is
+read from the recorded lane index alone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from envs.forks import COMMAND_DISTANCE_M, FOLLOW, ForkNetwork, fork_network, side_command
+from envs.lane_goals import LaneGoalConfig
 
 
 def branch_sides(network: ForkNetwork) -> dict[tuple[str, str], int]:
@@ -80,12 +86,47 @@ def hindsight_commands(on_branch: Sequence[int], horizon: float, along: Sequence
     return out
 
 
+def lane_changes(lanes: Sequence[int]) -> list[tuple[int, int]]:
+    """(step, side) of every lane change: the first step in the new lane, -1 to the left, +1 to the right."""
+    v = np.asarray(lanes, int)
+    steps = np.flatnonzero(np.diff(v) != 0) + 1
+    return [(int(t), -1 if v[t] < v[t - 1] else 1) for t in steps]
+
+
+def lane_hindsight_commands(lanes: Sequence[int], offsets: Sequence[float], horizon: float,
+                            along: Sequence[float] | None = None,
+                            settle_m: float = LaneGoalConfig.settle_m) -> np.ndarray:
+    """The hindsight command of every step on a road of several lanes: the side of the next lane change
+    within `horizon` ahead of the step (in steps, or in the units of `along`), and of the change under way
+    until the car is within `settle_m` of the new lane's centre; FOLLOW elsewhere.
+
+    lanes, offsets: per step, the lane index and the offset from that lane's centre [m].
+    """
+    if horizon < 0:
+        raise ValueError(f"horizon must be at least 0, got {horizon}")
+    n = len(lanes)
+    d = np.asarray(offsets, float)
+    pos = np.arange(n, dtype=float) if along is None else np.asarray(along, float)
+    if len(d) != n or len(pos) != n:
+        raise ValueError(f"lanes, offsets and along must have one value per step ({n}, {len(d)}, {len(pos)})")
+    out = np.full(n, FOLLOW, np.int64)
+    changes = lane_changes(lanes)
+    for t, side in reversed(changes):  # the nearest change ahead is written last, so it wins
+        before = np.arange(t)
+        out[before[pos[before] >= pos[t] - horizon]] = side_command(side)
+    for t, side in changes:  # from the crossing until settled in the new lane
+        settled = np.flatnonzero(np.abs(d[t:]) <= settle_m)
+        out[t: t + (int(settled[0]) if len(settled) else n - t)] = side_command(side)
+    return out
+
+
 def dataset_commands(index, source: str = "route", horizon_m: float = COMMAND_DISTANCE_M) -> np.ndarray:
     """The command of every row of a dataset index (benchmark.data.dataset) for conditional training.
 
     'route': the command the recording stored (follow on tracks without forks). 'hindsight': relabelled
     from each episode's recorded poses alone, the branch the car drove through within the next
-    `horizon_m` metres of progress (follow on tracks without forks); the stored command is never read.
+    `horizon_m` metres of progress, or on a road of several lanes the lane change it made next
+    (lane_hindsight_commands; follow where it made none); the stored command is never read.
     """
     if source == "route":
         if "command" not in index:
@@ -103,6 +144,15 @@ def dataset_commands(index, source: str = "route", horizon_m: float = COMMAND_DI
         part = index.iloc[rows]
         driven = branches_driven(net, part["x"].to_numpy(), part["y"].to_numpy(), part["heading"].to_numpy())
         out[rows] = hindsight_commands(driven, horizon_m, part["progress_m"].to_numpy())
+    lanes = index["lane"].to_numpy()
+    for ep in np.unique(episodes):
+        rows = np.flatnonzero(episodes == ep)
+        if str(tracks[rows[0]]).startswith("fork-") or len(np.unique(lanes[rows])) < 2:
+            continue  # no lane change: follow throughout
+        rows = rows[np.argsort(index["step"].to_numpy()[rows], kind="stable")]
+        part = index.iloc[rows]
+        out[rows] = lane_hindsight_commands(part["lane"].to_numpy(), part["lateral_offset"].to_numpy(), horizon_m,
+                                            part["progress_m"].to_numpy())
     return out
 
 

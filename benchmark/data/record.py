@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.common.config import parse_seeds
-from envs import ObstacleConfig
+from envs import LaneGoalConfig, ObstacleConfig
 
 from .collector import TEACHER_LABELS, TeacherBehaviour, collect
 from .dataset import DatasetWriter, simulator_source
@@ -42,6 +42,9 @@ class RecordConfig:
     """Largest |heading error| of a random start (uniform)."""
     noise_std: float = 0.0
     """Gaussian noise on the executed curvature [1/m]; labels stay the teacher's clean actions."""
+    lane_goals: bool = False
+    """Command lane changes (envs.lane_goals' defaults, those of steerbench-lanes-v1): every track must have
+    two lanes or more; each step stores the command in force."""
     obstacles: bool = False
     """Put static obstacles on the tracks (envs.ObstacleConfig's defaults, those of steerbench-tasks-v1):
     the teacher passes each on a side drawn per episode, so its labels there are bimodal."""
@@ -68,6 +71,11 @@ def run(config: RecordConfig) -> dict:
     extra = {}  # manifest fields only when used: other recordings' manifests are unchanged
     if config.fork_seeds:
         extra["fork_seeds"] = parse_seeds(config.fork_seeds)
+    env_kwargs: dict = {"obstacles": ObstacleConfig()} if config.obstacles else {}
+    if config.lane_goals:
+        check_lane_goal_tracks(episodes)
+        extra["lane_goals"] = asdict(LaneGoalConfig())
+        env_kwargs["lane_goals"] = LaneGoalConfig()
     if config.obstacle_approaches:
         extra.update(obstacle_approaches=config.obstacle_approaches, approach_steps=config.approach_steps)
         if not config.obstacles:
@@ -84,10 +92,25 @@ def run(config: RecordConfig) -> dict:
                        overwrite=config.overwrite) as writer:
         stats = collect(episodes, TeacherBehaviour(config.noise_std), writer, source="teacher",
                         rng=np.random.default_rng(config.seed), lockstep=config.lockstep,
-                        env_kwargs={"obstacles": ObstacleConfig()} if config.obstacles else None,
+                        env_kwargs=env_kwargs or None,
                         progress=config.progress, desc="record")
         writer.update_metadata(labels=stats.labels, teacher_queries=stats.teacher_queries,
                                env_steps=stats.env_steps, failures=stats.failures)
     seconds = time.perf_counter() - t0
     return {"out": str(config.out), "steps": stats.labels, "episodes": stats.episodes,
             "frames_per_s": round(3 * stats.labels / seconds, 1), "seconds": round(seconds, 1)}
+
+
+def check_lane_goal_tracks(episodes) -> None:
+    """Lane goals need two lanes or more: name every track of the episodes that has one."""
+    from envs import builtin_track, procedural_track
+
+    def lanes(e) -> int:
+        if e.track == "procedural":
+            return procedural_track(e.track_seed).lanes
+        return 1 if e.track == "fork" else builtin_track(e.track).lanes  # fork networks are of one lane
+
+    one_lane = sorted({e.track if e.track_seed is None else f"{e.track}-{e.track_seed}" for e in episodes
+                       if lanes(e) < 2})
+    if one_lane:
+        raise ValueError(f"lane goals need tracks of two lanes or more; these have one: {', '.join(one_lane)}")

@@ -29,7 +29,9 @@ every pass exceeds.
 A condition may draw a steering gauge into the frames (`indicator:`, envs.IndicatorConfig's keys),
 showing the curvature executed at the previous step: the causal-confusion task
 (steerbench-causal-v1.yaml); `dropout:` (envs.DropoutConfig's keys) loses the frame for seeded
-stretches of steps: the memory task (steerbench-memory-v1.yaml). `seeds_of: <condition>` gives a
+stretches of steps: the memory task (steerbench-memory-v1.yaml); `lane_goals:` (envs.lane_goals'
+LaneGoalConfig keys) commands lane changes on roads of two lanes or more: the lane-goal task
+(steerbench-lanes-v1.yaml). `seeds_of: <condition>` gives a
 condition the episode seeds of another one, so that the two pair episode by episode (the same start
 states and disturbances, with and without the gauge or the dropouts).
 """
@@ -47,13 +49,14 @@ import yaml
 from benchmark.common.config import ConfigError, build_config, parse_seeds
 from benchmark.common.files import sha256_file
 from envs import BUILTIN_TRACKS, TEST_SEEDS, DropoutConfig, IndicatorConfig, ObstacleConfig
+from envs.lane_goals import LaneGoalConfig
 
 from .records import EpisodeKey
 
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v2"
 CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed",
-              "indicator", "indicator_disturbed", "dropout", "dropout_disturbed")
+              "indicator", "indicator_disturbed", "dropout", "dropout_disturbed", "lane_goals", "lane_goals_disturbed")
 MODES = ("crash", "intervention", "offpolicy", "replica")
 """crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
 offpolicy: the teacher drives the crash episode and the policy is only queried; replica: the teacher
@@ -96,6 +99,8 @@ class EvalEpisode:
     """The steering gauge drawn into the frames (causal-confusion conditions)."""
     dropout: DropoutConfig | None = None
     """Camera dropouts (memory conditions), their schedule drawn from `seed`."""
+    lane_goals: LaneGoalConfig | None = None
+    """Commands to change lane (lane-goal conditions), drawn from `seed`."""
     seen: bool = False
     """A built-in track that training uses (reported apart from the held-out tracks)."""
 
@@ -148,6 +153,9 @@ class ConditionSpec:
     keys; {} for the defaults)."""
     dropout: DropoutConfig | None = None
     """Camera dropouts: stretches of lost frames drawn from the episode's seed (envs.DropoutConfig keys)."""
+    lane_goals: LaneGoalConfig | None = None
+    """Commands to change to the lane on the left or right, drawn from the episode's seed (envs.lane_goals'
+    LaneGoalConfig keys; {} for the defaults); the tracks need two lanes or more."""
     seeds_of: str | None = None
     """Another condition whose episode seeds (so its start states and disturbances) this one reuses,
     so that the two pair episode by episode (a task against its plain twin). None: its own."""
@@ -304,7 +312,8 @@ class Protocol(ProtocolSpec):
                         max_steps=int(p.max_steps), lateral_offset=d, heading_error=psi,
                         traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
                         disturbance_stream=int(mode == "replica"), obstacles=spec.obstacles,
-                        indicator=spec.indicator, dropout=spec.dropout, seen=is_seen))
+                        indicator=spec.indicator, dropout=spec.dropout, lane_goals=spec.lane_goals,
+                        seen=is_seen))
         return out
 
     def tracks_path(self, profile: str) -> Path | None:
@@ -346,10 +355,12 @@ class Protocol(ProtocolSpec):
             raise ProtocolError(f"{self.name}: profile {profile!r} lists a track twice")
         return out
 
-    def has_forks(self, profile: str) -> bool:
-        """Whether the profile drives road networks with forks, whose observations carry a command
-        (the protocol of conditional models: the leaderboard ranks them on their own table)."""
-        return any(track == "fork" for track, _ in self.tracks(profile))
+    def commanded(self, profile: str) -> bool:
+        """Whether the profile's observations carry a command: road networks with forks, or a condition with
+        lane goals (the protocols of conditional models: the leaderboard ranks them on their own table)."""
+        p = self.profile(profile)
+        return any(track == "fork" for track, _ in self.tracks(profile)) or any(
+            self.conditions[c].lane_goals is not None for c in p.conditions)
 
     def _parse_tracks(self, entries: list[str]) -> list[tuple[str, int | None]]:
         out: list[tuple[str, int | None]] = []
@@ -391,7 +402,8 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
     for c, s in (data["conditions"] or {}).items():
         if c not in CONDITIONS:
             raise ProtocolError(f"{path}: unknown condition {c!r}; the harness knows {', '.join(CONDITIONS)}")
-        for key, what in (("obstacles", "obstacle"), ("indicator", "indicator"), ("dropout", "dropout")):
+        for key, what in (("obstacles", "obstacle"), ("indicator", "indicator"), ("dropout", "dropout"),
+                          ("lane_goals", "lane goal")):
             if isinstance(s, dict) and key in s and not isinstance(s[key], dict):
                 raise ProtocolError(f"{path}: conditions.{c}.{key} must be a mapping of {what} settings ({{}} for "
                                     f"the defaults), got {s[key]!r}; leave the key out for no {key}")
@@ -419,10 +431,11 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
             for c in getattr(prof, key):
                 if c not in spec.conditions:
                     raise ProtocolError(f"{path}: profiles.{name}.{key} names {c!r}, which is not a condition")
-        blocked = [c for c in prof.intervention_conditions if spec.conditions[c].obstacles is not None]
-        if blocked:
-            raise ProtocolError(f"{path}: profiles.{name}.intervention_conditions: {blocked[0]!r} has obstacles, whose "
-                                "passes exceed the safety driver's offset from the lane centre")
+        for key, why in (("obstacles", "obstacles, whose passes"), ("lane_goals", "lane goals, whose lane changes")):
+            blocked = [c for c in prof.intervention_conditions if getattr(spec.conditions[c], key) is not None]
+            if blocked:
+                raise ProtocolError(f"{path}: profiles.{name}.intervention_conditions: {blocked[0]!r} has {why} "
+                                    "exceed the safety driver's offset from the lane centre")
         for key in ("offpolicy_conditions", "floor_conditions"):
             extra = [c for c in getattr(prof, key) if c not in prof.conditions]
             if extra:

@@ -56,7 +56,8 @@ class Evaluation(Lockstep[EvalEpisode]):
         if not self.render:
             config["render_observation"] = False
         env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, obstacles=ep.obstacles,
-                         indicator=ep.indicator, dropout=ep.dropout, config=config, **self.env_kwargs)
+                         indicator=ep.indicator, dropout=ep.dropout, lane_goals=ep.lane_goals, config=config,
+                         **self.env_kwargs)
         if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
             env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
         if ep.mode == "offpolicy":
@@ -104,7 +105,12 @@ class Evaluation(Lockstep[EvalEpisode]):
 
 
 def _fork_outcomes(env, info: dict, status: str) -> dict | None:
-    """The record's fork passages (envs.forks.Route.outcomes), None off road networks with forks."""
+    """The record's command passages: fork passages (envs.forks.Route.outcomes) or lane goals
+    (envs.lane_goals.LaneGoals.outcomes); None without commands."""
+    goals = getattr(env, "goals", None)
+    if goals is not None:
+        commands, outcomes = goals.outcomes(status == "crashed")
+        return {"commands": commands, "outcomes": outcomes}
     route = getattr(env, "route", None)
     if route is None:
         return None
