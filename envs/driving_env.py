@@ -316,7 +316,7 @@ class DrivingEnv(gym.Env):
         self.track = self.route.track
 
     def _observe(self):
-        """The observation: the frame, or on a network with forks a dict of the frame and the command."""
+        """The observation: the frame, or with a command (forks, lane goals) a dict of the frame and the command."""
         if not self.commanded:
             return self.last_frame
         return {"frame": self.last_frame, "command": self._command()}
@@ -447,9 +447,9 @@ class DrivingEnv(gym.Env):
             L = self.path.length
             ds = (ds + 0.5 * L) % L - 0.5 * L
         self._progress += ds
-        half = 0.5 * self.track.lane_width
         if self.lane_goal_config is not None and (
-                (d > half and self.lane < self.track.lanes - 1) or (d < -half and self.lane > 0)):
+                (d > 0.5 * self.track.lane_width and self.lane < self.track.lanes - 1)
+                or (d < -0.5 * self.track.lane_width and self.lane > 0)):
             # across a lane line: the car is in the next lane, and offsets are measured from its centre
             self.lane += 1 if d > 0 else -1
             self.path = self.track.paths[self.lane]

@@ -101,10 +101,10 @@ class Evaluation(Lockstep[EvalEpisode]):
             steps=self.steps[number], failure_step=failure_step,
             failure_type=failure_type, intervention_steps=list(getattr(env, "intervention_steps", [])),
             policy_hz=self.hz, speed=env.speed, start_offset_m=ep.lateral_offset,
-            start_heading_rad=ep.heading_error, trace=self.traces[number], forks=_fork_outcomes(env, info, status))
+            start_heading_rad=ep.heading_error, trace=self.traces[number], forks=_command_outcomes(env, info, status))
 
 
-def _fork_outcomes(env, info: dict, status: str) -> dict | None:
+def _command_outcomes(env, info: dict, status: str) -> dict | None:
     """The record's command passages: fork passages (envs.forks.Route.outcomes) or lane goals
     (envs.lane_goals.LaneGoals.outcomes); None without commands."""
     goals = getattr(env, "goals", None)
