@@ -37,6 +37,7 @@ from .procedural import (
     drawing_by_name,
     procedural_spec,
     procedural_track,
+    sharpest_curvature,
     track_by_name,
 )
 from .teacher import Teacher, TeacherConfig, return_to_centre_curvature
@@ -104,6 +105,7 @@ __all__ = [
     "procedural_track",
     "resolve_track",
     "return_to_centre_curvature",
+    "sharpest_curvature",
     "steering_to_curvature",
     "track_by_name",
     "track_from_spec",

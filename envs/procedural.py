@@ -112,6 +112,13 @@ def procedural_spec(seed: int, **shape) -> dict:
     raise RuntimeError(f"could not generate a valid track for seed {seed}")  # pragma: no cover
 
 
+@functools.lru_cache(maxsize=4096)
+def sharpest_curvature(seed: int) -> float:
+    """The curvature of procedural track `seed`'s sharpest arc [1/m] (cached: results sort every
+    held-out track into a curvature family, and the generator's rejection sampling is ~60 ms a track)."""
+    return max(1.0 / seg["radius"] for seg in procedural_spec(seed)["segments"] if seg["type"] == "arc")
+
+
 @functools.lru_cache(maxsize=32)
 def procedural_track(seed: int) -> Track:
     """Procedural track `seed` as a Track (cached)."""

@@ -152,6 +152,23 @@ def test_mistake_rate_hand_computed():
     assert m.pooled_mistake_rate(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15, horizon=1) == (1, 3)
 
 
+def test_mistake_indicators_rows_are_episodes():
+    # the rows of the hand-computed case above: ep0 (F, F, T, F), ep1 (T, F, -, -), ep2 (F, T, -, -)
+    mistake, alive = m.mistake_indicators(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15, horizon=4)
+    np.testing.assert_array_equal(mistake, [[0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    np.testing.assert_array_equal(alive, [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]])
+    np.testing.assert_allclose(m.mistake_rate_of(mistake, alive), [1 / 3, 1 / 3, 1.0, 0.0])
+    # a bootstrap draw indexes rows (repeats included) and gets what mistake_rate gives on the drawn episodes
+    draw = [2, 0, 2]
+    np.testing.assert_array_equal(
+        m.mistake_rate_of(mistake[draw], alive[draw]),
+        m.mistake_rate([ACTIONS[i] for i in draw], [LABELS[i] for i in draw], [MISTAKE_FAILURES[i] for i in draw],
+                       0.15, horizon=4))
+    assert (int(mistake[draw].sum()), int(alive[draw].sum())) == (3, 8)  # 1 + 1 + 1 over 2 + 4 + 2
+    with pytest.raises(ValueError, match="horizon"):
+        m.mistake_indicators(ACTIONS, LABELS, MISTAKE_FAILURES, 0.15, horizon=-1)
+
+
 def test_mistake_rate_edge_cases():
     # all fail at step 0: no step is alive
     eps = m.mistake_rate([[0.5], [0.5]], [[0.0], [0.0]], [0, 0], 0.1, horizon=3)

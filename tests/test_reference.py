@@ -19,6 +19,9 @@ from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "tests" / "data" / "protocol-tiny.yaml")
+TINY_V2 = str(ROOT / "tests" / "data" / "protocol-tiny-v2.yaml")
+CASES = {"tiny-quick": (TINY, "quick"), "tiny-full": (TINY, "full"), "tiny-v2-quick": (TINY_V2, "quick")}
+"""Reference name -> protocol and profile (v2's paired metrics, regret and bootstraps included)."""
 REFERENCE = ROOT / "tests" / "data" / "reference"
 POLICIES = {"teacher": "teacher", "straight": "straight", "bc": str(ROOT / "models" / "zoo" / "bc")}
 
@@ -29,15 +32,16 @@ def _fingerprint(out: Path, results) -> dict:
             "records": len(lines), "metrics": json.loads(json.dumps(results.metrics.to_json()))}
 
 
-@pytest.mark.parametrize("profile", ["quick", "full"])
+@pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("name", list(POLICIES))
-def test_small_profile_reproduces_the_stored_results(tmp_path, monkeypatch, name, profile):
+def test_small_profile_reproduces_the_stored_results(tmp_path, monkeypatch, name, case):
     monkeypatch.chdir(tmp_path)  # the teacher's drift reference goes under ./results
+    protocol, profile = CASES[case]
     out = tmp_path / name
-    results = evaluate(EvaluateConfig(policy=POLICIES[name], name=name, protocol=TINY, profile=profile, out=out,
+    results = evaluate(EvaluateConfig(policy=POLICIES[name], name=name, protocol=protocol, profile=profile, out=out,
                                       workers=2, progress=False))
     fresh = _fingerprint(out, results)
-    path = REFERENCE / f"tiny-{profile}-{name}.json"
+    path = REFERENCE / f"{case}-{name}.json"
     if os.environ.get("STEERBENCH_WRITE_REFERENCE") == "1":
         path.write_text(json.dumps(fresh, indent=1) + "\n")
     stored = json.loads(path.read_text())

@@ -115,7 +115,9 @@ __all__ = [
     "mean_abs_over_steps",
     "mean_cost_per_step",
     "mean_distance_between_failures",
+    "mistake_indicators",
     "mistake_rate",
+    "mistake_rate_of",
     "mistake_rate_slope",
     "normalised_score",
     "pad_episodes",
@@ -1209,7 +1211,29 @@ def mistake_rate(
     Returns:
         Shape ``(H,)``; NaN at steps where no episode is alive.
     """
-    mistake, alive = _mistakes(actions, teacher_actions, failure_steps, tau, horizon, "mistake_rate")
+    return mistake_rate_of(*_mistakes(actions, teacher_actions, failure_steps, tau, horizon, "mistake_rate"))
+
+
+def mistake_indicators(
+    actions: EpisodeData,
+    teacher_actions: EpisodeData,
+    failure_steps: FailureSteps,
+    tau: float,
+    *,
+    horizon: int,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(mistake, alive)``: the boolean (E, horizon) arrays that :func:`mistake_rate` and
+    :func:`pooled_mistake_rate` reduce (arguments and checks as there; alive as in mistake_rate,
+    mistake = alive and ``|a - a*| > tau``). Each row depends on its own episode only, so a
+    bootstrap that resamples episodes indexes rows (``mistake_rate_of(m[b], a[b])``) and gets what
+    the functions would return on the resampled episodes, without validating them again."""
+    return _mistakes(actions, teacher_actions, failure_steps, tau, _check_count(horizon, "horizon"),
+                     "mistake_indicators")
+
+
+def mistake_rate_of(mistake: NDArray[np.bool_], alive: NDArray[np.bool_]) -> FloatArray:
+    """``eps_t`` from :func:`mistake_indicators`' arrays: ``mistake.sum(0) / alive.sum(0)``, NaN where
+    no episode is alive."""
     n = alive.sum(axis=0)
     return np.where(n > 0, mistake.sum(axis=0) / np.maximum(n, 1), np.nan)
 

@@ -129,7 +129,9 @@ class EpisodeRecord:
         return as_array(getattr(self, name))
 
     def to_json(self) -> dict[str, Any]:
-        out = asdict(self)
+        """The record as a JSON object (its lists shared, not copied: dataclasses.asdict's deep copy
+        of every per-step series was most of the cost of writing a teacher's records)."""
+        out = {f.name: getattr(self, f.name) for f in _FIELDS}
         for name in self.OPTIONAL:
             if out[name] is None:
                 del out[name]
@@ -182,6 +184,8 @@ def _is_number(v) -> bool:
 def _is_series(v) -> bool:
     return isinstance(v, list) and all(x is None or _is_number(x) for x in v)
 
+
+_FIELDS = fields(EpisodeRecord)
 
 _FIELD_TYPES = {
     **{k: lambda v: isinstance(v, str) for k in ("key", "group", "track", "condition", "mode")},

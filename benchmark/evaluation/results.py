@@ -543,10 +543,9 @@ def _family(track: str, bins: Sequence[float], seen: bool) -> str:
         return "seen"
     if track.startswith("fork-"):
         return "forks"
-    from envs import procedural_spec
+    from envs import sharpest_curvature
 
-    spec = procedural_spec(int(track.split("-", 1)[1]))
-    k = max(1.0 / seg["radius"] for seg in spec["segments"] if seg["type"] == "arc")
+    k = sharpest_curvature(int(track.split("-", 1)[1]))
     names = FAMILY_NAMES[len(bins)] if len(bins) in FAMILY_NAMES else [f"bin{i}" for i in range(len(bins) + 1)]
     return names[int(np.searchsorted(np.asarray(bins), k, side="right"))]
 
@@ -586,13 +585,18 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
     at = [t - 1 for t in steps]  # per-step series at step t - 1, cumulative ones at T = t
     act, teach = [r.series("action") for r in valid], [r.series("teacher_action") for r in valid]
     tau = spec.mistake_tau_per_m
-    eps_t = M.mistake_rate(act, teach, fails, tau, horizon=horizon)
-    k_on, n_on = M.pooled_mistake_rate(act, teach, fails, tau, horizon=horizon)
+    # per-episode rows, reduced here and for every bootstrap draw below (rows index episodes)
+    mistake, alive = M.mistake_indicators(act, teach, fails, tau, horizon=horizon)
+    eps_t = M.mistake_rate_of(mistake, alive)
+    k_each, n_each = mistake.sum(axis=1), alive.sum(axis=1)
+    k_on, n_on = int(k_each.sum()), int(n_each.sum())
     eps_off = ratio = None
     if off := [r for r in offpolicy if r.valid]:
-        k_off, n_off = M.pooled_mistake_rate([r.series("action") for r in off],
-                                             [r.series("teacher_action") for r in off], _failure_steps(off), tau,
-                                             horizon=horizon)
+        off_mistake, off_alive = M.mistake_indicators([r.series("action") for r in off],
+                                                      [r.series("teacher_action") for r in off], _failure_steps(off),
+                                                      tau, horizon=horizon)
+        k_off_each, n_off_each = off_mistake.sum(axis=1), off_alive.sum(axis=1)
+        k_off, n_off = int(k_off_each.sum()), int(n_off_each.sum())
         eps_off = Proportion.of(k_off, n_off)
         if n_on and n_off:
             ratio = _finite(M.covariate_shift_ratio(k_on / n_on, k_off / n_off))
@@ -602,19 +606,17 @@ def paired_metrics(records: Sequence[EpisodeRecord], seen: Sequence[EpisodeRecor
     # bootstrap over episodes (v2 has one per track and condition, so over tracks): the eps_t slope,
     # and the ratio with each drawn episode's offpolicy replay
     draws = rng.integers(0, n, (BOOTSTRAP_SLOPES, n))
-    slopes = [M.mistake_rate_slope(M.mistake_rate([act[i] for i in b], [teach[i] for i in b], [fails[i] for i in b],
-                                                  tau, horizon=horizon)) for b in draws]
+    slopes = [M.mistake_rate_slope(M.mistake_rate_of(mistake[b], alive[b])) for b in draws]
     ratios = []
     if off:
-        off_by_key = {r.key.replace("|offpolicy|", "|crash|"): r for r in off}  # the crash episode it replays
+        # the offpolicy row replaying each crash episode
+        off_row = {r.key.replace("|offpolicy|", "|crash|"): j for j, r in enumerate(off)}
         for b in draws:
-            o = [off_by_key[valid[i].key] for i in b if valid[i].key in off_by_key]
+            o = [off_row[valid[i].key] for i in b if valid[i].key in off_row]
             if not o:
                 continue
-            k1, n1 = M.pooled_mistake_rate([act[i] for i in b], [teach[i] for i in b], [fails[i] for i in b], tau,
-                                           horizon=horizon)
-            k2, n2 = M.pooled_mistake_rate([r.series("action") for r in o], [r.series("teacher_action") for r in o],
-                                           _failure_steps(o), tau, horizon=horizon)
+            k1, n1 = int(k_each[b].sum()), int(n_each[b].sum())
+            k2, n2 = int(k_off_each[o].sum()), int(n_off_each[o].sum())
             if n1 and n2:
                 ratios.append(M.covariate_shift_ratio(k1 / n1, k2 / n2))
     s_lo, s_hi = _quantiles(slopes)
