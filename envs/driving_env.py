@@ -28,7 +28,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from highway_env.vehicle.behavior import IDMVehicle
 
 from benchmark.common.config import ConfigError, build_config, require
 
@@ -53,6 +52,7 @@ from .road_network import TrafficRoad
 from .teacher import Teacher, TeacherConfig
 from .topdown import chase_view, draw_car, map_image
 from .tracks import BUILTIN_TRACKS, Track, builtin_track, load_track_file, wrap_angle
+from .traffic import TrafficVehicle
 from .vehicle import LENGTH_M, MAX_CURVATURE, WIDTH_M, EgoVehicle, curvature_to_steering, lens_position, virtual_pose
 
 RESET_OPTIONS = ("lateral_offset", "heading_error", "lane", "start_s")
@@ -366,7 +366,7 @@ class DrivingEnv(gym.Env):
 
     def _spawn_traffic(self) -> None:
         cfg, track, rng = self.traffic_config, self.track, self.np_random
-        self.traffic: list[IDMVehicle] = []
+        self.traffic: list[TrafficVehicle] = []
         self._traffic_colors: list[tuple[int, int, int]] = []
         placed = [(self.lane, self._s)]
         # One speed per lane: with lane changes off, no vehicle ever catches up with another, so
@@ -387,7 +387,7 @@ class DrivingEnv(gym.Env):
             x, y, h = path.pose_at(s)
             seg, _ = path.locate(s)
             speed = lane_speed[lane]
-            v = IDMVehicle(self.road, np.array([x, y]), heading=h, speed=speed,
+            v = TrafficVehicle(self.road, np.array([x, y]), heading=h, speed=speed,
                            target_lane_index=track.lane_index(lane, seg), target_speed=speed,
                            enable_lane_change=False)
             self.road.vehicles.append(v)

@@ -43,6 +43,12 @@ through `graph`), and is not pickled.
   farther than width / 2 + 1 + 5 m from the lane's centre line is not on it (the same lower bounds
   as above, for all vehicles and lanes at once). The other vehicles go through highway-env's loop.
 
+- On float lanes (every lane of the network has float functions, envs/lane_geometry.py; no road
+  objects, no connected-lane search: `float_lanes`) the neighbour search computes on floats over
+  the vehicles' positions taken once per `act`, the collision pre-check is highway-env's own
+  comparison on floats, and the closest-lane lookup evaluates the lanes' float distances. The
+  traffic vehicles themselves (envs/traffic.py) then act and step on floats too.
+
 Both mirror highway-env 1.12.1 (the pinned version); with any other version, with road objects
 (obstacles), connected-lane neighbour search, or vehicle classes with their own collision checks,
 the Road's own methods run.
@@ -57,6 +63,8 @@ import numpy as np
 from highway_env.road.lane import CircularLane, SineLane, StraightLane
 from highway_env.road.road import LaneIndex, Road, RoadNetwork
 from highway_env.vehicle.objects import Landmark, RoadObject
+
+from .lane_geometry import geometry
 
 CELL_M = 2.0
 """Side of the index's square cells [m]."""
@@ -139,6 +147,9 @@ class _LaneIndex:
                 lo, hi = np.minimum(lo, c - r), np.maximum(hi, c + r)
         self.n = n
         self.column = {key: i for i, key in enumerate(self.keys)}
+        self.geometries = [geometry(lane) for lane in self.lanes]
+        """Each lane's float functions (envs.lane_geometry), None where it has none."""
+        self.all_geometry = n > 0 and all(g is not None for g in self.geometries)
         # Farthest a position on the lane (AbstractLane.on_lane with margin 1) can be from its
         # centre line: half its width + 1 laterally, VEHICLE_LENGTH past either end.
         self.on_lane_reach = np.array([
@@ -248,14 +259,16 @@ class _LaneIndex:
                 cands = self.cells[key]
         else:
             cands = self._candidates(np.array([[x, y]]), 0.0, truncate=False)[0]
-        lanes = self.lanes
+        lanes, geoms = self.lanes, self.geometries if heading is not None else ()
         best, best_i = math.inf, -1
         for lb, i in cands:
             if lb > best:
                 break
             if i < 0:
                 return self._fallback(position, heading)
-            d = lanes[i].distance_with_heading(position, heading)
+            g = geoms[i] if geoms else None
+            d = g.distance_with_heading(x, y, heading) if g is not None else lanes[i].distance_with_heading(
+                position, heading)
             if d < best or (d == best and i < best_i):
                 best, best_i = d, i
             elif math.isnan(d):  # let highway-env decide
@@ -298,9 +311,30 @@ class TrafficRoad(Road):
     def _fast(self) -> bool:
         return _MIRRORS and not self.objects and len(self.vehicles) >= 3
 
+    _round: list | None = None
+    """During act on float lanes: (vehicle, x, y) of the vehicles a neighbour search looks at."""
+
+    def float_lanes(self) -> bool:
+        """Every lane has float functions (envs.lane_geometry), nothing but vehicles is on the road
+        and neighbours are searched on one lane: the neighbour search and the traffic vehicles
+        (envs.traffic) compute on floats."""
+        network = self.network
+        if type(network) is not IndexedRoadNetwork or self.objects or self.neighbour_vehicles_connected_lanes:
+            return False
+        index = network._lane_index or network.index()
+        return _MIRRORS and index.all_geometry
+
     def act(self) -> None:
         self._maybe_on_lane = None
         network = self.network
+        if self.float_lanes():
+            # no vehicle moves during act: their float positions once (the search needs no pruning)
+            self._round = [(v, float(v.position[0]), float(v.position[1])) for v in self.vehicles
+                           if not isinstance(v, Landmark)]
+            try:
+                return super().act()
+            finally:
+                self._round = None
         if self._fast() and not self.neighbour_vehicles_connected_lanes and isinstance(network, IndexedRoadNetwork):
             index = network.index()
             pos = np.array([v.position for v in self.vehicles], dtype=float)
@@ -312,6 +346,8 @@ class TrafficRoad(Road):
             self._maybe_on_lane = None
 
     def neighbour_vehicles(self, vehicle, lane_index: LaneIndex = None):
+        if self.float_lanes():
+            return self._neighbours_on_floats(vehicle, lane_index)
         maybe = self._maybe_on_lane
         index = self.network._lane_index if maybe is not None else None
         lane_index = lane_index or vehicle.lane_index
@@ -340,12 +376,49 @@ class TrafficRoad(Road):
                 v_rear = v
         return v_front, v_rear
 
+    def _neighbours_on_floats(self, vehicle, lane_index: LaneIndex = None):
+        """highway-env 1.12.1's Road.neighbour_vehicles without connected lanes, on floats."""
+        lane_index = lane_index or vehicle.lane_index
+        if not lane_index:
+            return None, None
+        lane = geometry(self.network.get_lane(lane_index))
+        s = lane.local(float(vehicle.position[0]), float(vehicle.position[1]))[0]
+        s_front = s_rear = None
+        v_front = v_rear = None
+        others = self._round
+        if others is None:
+            others = [(v, float(v.position[0]), float(v.position[1])) for v in self.vehicles
+                      if not isinstance(v, Landmark)]
+        for v, x, y in others:
+            if v is vehicle:
+                continue
+            s_v, lat_v = lane.local(x, y)
+            if not lane.on_lane(s_v, lat_v, 1):
+                continue
+            if s <= s_v and (s_front is None or s_v <= s_front):
+                s_front = s_v
+                v_front = v
+            if s_v < s and (s_rear is None or s_v > s_rear):
+                s_rear = s_v
+                v_rear = v
+        return v_front, v_rear
+
     def step(self, dt: float) -> None:
         vehicles = self.vehicles
         if not self._fast() or not all(_stock_collisions(v) for v in vehicles):
             return super().step(dt)
         for vehicle in vehicles:
             vehicle.step(dt)
+        if self.float_lanes():
+            # highway-env's pre-check itself, on floats (|p_j - p_i| as np.linalg.norm computes it)
+            state = [(float(v.position[0]), float(v.position[1]), v.diagonal, v.speed * dt) for v in vehicles]
+            for i, (xi, yi, di, reach) in enumerate(state):
+                for j in range(i + 1, len(state)):
+                    xj, yj, dj, _ = state[j]
+                    dx, dy = xj - xi, yj - yi
+                    if not math.sqrt(dx * dx + dy * dy) > (di + dj) / 2 + reach:
+                        vehicles[i].handle_collisions(vehicles[j], dt)
+            return
         # The pre-check of vehicles[i]._is_colliding(vehicles[j], dt): |p_j - p_i| > (diag_i +
         # diag_j) / 2 + speed_i dt answers "no collision" and handle_collisions then does nothing.
         # Skipped here only when it holds with a margin (NaNs are never skipped).

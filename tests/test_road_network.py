@@ -5,11 +5,15 @@ import pickle
 
 import numpy as np
 import pytest
+from highway_env import utils as highway_utils
 from highway_env.road.lane import CircularLane, PolyLane, SineLane, StraightLane
 from highway_env.road.road import Road, RoadNetwork
+from highway_env.vehicle.behavior import IDMVehicle
 
 from envs import DrivingEnv, builtin_track, procedural_track
+from envs.lane_geometry import EXACT, geometry, wrap_to_pi
 from envs.road_network import IndexedRoadNetwork, TrafficRoad
+from envs.traffic import TrafficVehicle
 
 TRACKS = ["racetrack", "racetrack-large", "oval", "sine-road", 0, 7, 1000100]
 
@@ -134,6 +138,8 @@ def highway_env_originals(monkeypatch):
         monkeypatch.setattr(IndexedRoadNetwork, "get_closest_lane_index", RoadNetwork.get_closest_lane_index)
         for name in ("act", "step", "neighbour_vehicles"):
             monkeypatch.setattr(TrafficRoad, name, getattr(Road, name))
+        for name in ("act", "step"):
+            monkeypatch.setattr(TrafficVehicle, name, getattr(IDMVehicle, name))
     return use
 
 
@@ -172,3 +178,72 @@ def test_traffic_takes_the_fast_paths(monkeypatch):
         _, _, _, _, info = env.step(np.array([info["teacher_action"]], np.float32))
     assert env.road.vehicles and seen == []
     assert env.track.network.index().fallbacks == 0
+    assert env.road.float_lanes() and all(type(v) is TrafficVehicle for v in env.traffic)
+
+
+def test_traffic_vehicles_act_and_step_on_floats(monkeypatch):
+    """The float path runs (IDMVehicle's own act and step are never called) and gives what they give."""
+    calls = []
+    for name in ("act", "step"):
+        original = getattr(IDMVehicle, name)
+        monkeypatch.setattr(IDMVehicle, name, lambda self, *a, _o=original, _n=name, **k: (calls.append(_n),
+                                                                                         _o(self, *a, **k))[1])
+    env = DrivingEnv("procedural", track_seed=1000100, traffic=8)
+    _, info = env.reset(seed=1)
+    for _ in range(20):
+        _, _, _, _, info = env.step(np.array([info["teacher_action"]], np.float32))
+    assert calls == []
+    v = env.traffic[0]
+    twin = IDMVehicle(env.road, v.position.copy(), heading=v.heading, speed=v.speed,
+                      target_lane_index=v.target_lane_index, target_speed=v.target_speed, enable_lane_change=False)
+    twin.timer, twin.lane_index, twin.lane = v.timer, v.lane_index, v.lane
+    k = env.road.vehicles.index(v)
+    env.road.vehicles[k] = twin  # the twin in v's place: both see the same other vehicles
+    IDMVehicle.act(twin)
+    env.road.vehicles[k] = v
+    v.act()
+    assert v.action == twin.action  # the same floats (numpy's scalars compare equal to them)
+    v.step(0.05), IDMVehicle.step(twin, 0.05)
+    assert v.position.tobytes() == twin.position.tobytes() and (v.heading, v.speed) == (twin.heading, twin.speed)
+    assert v.lane_index == twin.lane_index
+
+
+# --- lane geometry on floats ---------------------------------------------------------------------
+
+
+def test_lane_geometry_is_highway_envs_on_every_lane():
+    """Local coordinates, headings, distances and the on-lane test on floats are highway-env's,
+    bit for bit, near every lane of the built-in and several procedural tracks."""
+    assert EXACT, "numpy's functions differ from math's here: traffic runs highway-env's own (slower) methods"
+    rng = np.random.default_rng(3)
+    checked = 0
+    for name in [*TRACKS, 1000101, 1000150, 12]:
+        for lane in _track(name).all_lanes():
+            g = geometry(lane)
+            assert g is not None and geometry(lane) is g  # built once
+            for _ in range(8):
+                p = lane.position(rng.uniform(-20.0, lane.length + 20.0), rng.uniform(-8.0, 8.0)) + rng.normal(0, 0.5, 2)
+                x, y, h = float(p[0]), float(p[1]), float(rng.uniform(-7.0, 7.0))
+                s, r = lane.local_coordinates(p)
+                assert g.local(x, y) == (float(s), float(r))
+                assert g.heading_at(float(s)) == float(lane.heading_at(s))
+                assert g.distance_with_heading(x, y, h) == float(lane.distance_with_heading(p, h))
+                assert g.on_lane(float(s), float(r), 1) == bool(lane.on_lane(p, s, r, margin=1))
+                assert (float(s) > g.end_s) == bool(lane.after_end(p))
+                checked += 1
+    assert checked > 1000
+
+
+def test_lane_geometry_declines_other_lanes():
+    poly = PolyLane([(0.0, 0.0), (10.0, 0.0), (20.0, 5.0)], [(0.0, 4.0), (10.0, 4.0), (20.0, 9.0)],
+                    [(0.0, -4.0), (10.0, -4.0), (20.0, 1.0)])
+    assert geometry(poly) is None
+
+    class MyLane(StraightLane):
+        pass
+
+    assert geometry(MyLane([0.0, 0.0], [10.0, 0.0])) is None  # a subclass may compute otherwise
+    with np.errstate(invalid="ignore"):  # highway-env divides by the zero length
+        degenerate = StraightLane([0.0, 0.0], [0.0, 0.0])
+    assert geometry(degenerate) is None
+    assert wrap_to_pi(3 * math.pi) == float(highway_utils.wrap_to_pi(np.float64(3 * math.pi)))
