@@ -12,9 +12,12 @@ Importing the package registers the gymnasium ids:
                                    observation is a dict of the frame and the command
     SteerBench/LaneGoals-v0        a procedural track of two or three lanes with lane goals (envs.lane_goals);
                                    kwarg track_seed; the observation is a dict of the frame and the command
+    SteerBench/Intents-v0          a procedural track of two or three lanes, lane-changing traffic slower than
+                                   the car, and the teacher's hidden intents (envs.intents): keep, change
+                                   lane, overtake; kwarg track_seed; the observation is the frame
 
-Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator=, dropout=, lane_goals= and config= (see
-DrivingEnv).
+Every id takes the keyword arguments camera=, traffic=, obstacles=, indicator=, dropout=, lane_goals=, intents= and
+config= (see DrivingEnv).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
 from .dropout import DropoutConfig
 from .forks import COMMANDS, ForkNetwork, RoadMap, Route, fork_network, fork_network_from_spec
 from .indicator import IndicatorConfig, draw_indicator
+from .intents import INTENTS, IntentConfig, Intents
 from .lane_goals import LaneGoalConfig, LaneGoals
 from .obstacles import OBSTACLE_KINDS, Obstacle, ObstacleConfig, PassPlan
 from .procedural import (
@@ -54,6 +58,8 @@ ENV_IDS = {
     "SteerBench/CustomTrack-v0": {"track": "custom"},
     "SteerBench/Forks-v0": {"track": "fork", "track_seed": 1},
     "SteerBench/LaneGoals-v0": {"track": "procedural", "track_seed": 1, "lane_goals": {}},
+    "SteerBench/Intents-v0": {"track": "procedural", "track_seed": 1, "intents": {},
+                              "traffic": {"vehicles": 6, "lane_changes": True, "other_lane_speed": [0.6, 0.85]}},
 }
 
 for _id, _kwargs in ENV_IDS.items():
@@ -65,6 +71,7 @@ __all__ = [
     "BUILTIN_TRACKS",
     "COMMANDS",
     "ENV_IDS",
+    "INTENTS",
     "MAX_CURVATURE",
     "OBSTACLE_KINDS",
     "TEST_SEEDS",
@@ -77,6 +84,8 @@ __all__ = [
     "EnvConfig",
     "ForkNetwork",
     "IndicatorConfig",
+    "IntentConfig",
+    "Intents",
     "LaneGoalConfig",
     "LaneGoals",
     "LanePath",

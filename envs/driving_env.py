@@ -35,6 +35,7 @@ from .camera import Box, Camera, CameraConfig, MapTexture, map_texture
 from .dropout import DropoutConfig, dropout_rng, dropout_schedule
 from .forks import COMMANDS, ROUTE_STREAM, ForkNetwork, Route, fork_network
 from .indicator import IndicatorConfig, draw_indicator
+from .intents import IntentConfig, Intents, Nearby, intent_rng
 from .lane_goals import LaneGoalConfig, LaneGoals, lane_goal_rng
 from .obstacles import (
     CAR_RADIUS_M,
@@ -73,6 +74,10 @@ class TrafficConfig:
     one-lane tracks) drives at the cruise speed."""
     min_gap_m: float = 25.0
     """Smallest gap along the track between spawned vehicles, the ego included [m]."""
+    lane_changes: bool = False
+    """Vehicles change lane (highway-env's MOBIL). They are then spawned on every lane, the ego's
+    included, each with its own speed from other_lane_speed, so that they close on each other (the
+    intents task, envs.intents)."""
 
     def __post_init__(self) -> None:
         require(0 <= self.vehicles <= 64, f"traffic vehicles must be 0..64, got {self.vehicles}")
@@ -175,6 +180,7 @@ class DrivingEnv(gym.Env):
     def __init__(self, track: str | Track | ForkNetwork = "racetrack", *, track_seed: int | None = None,
                  track_file: str | Path | None = None, camera: Any = None, traffic: Any = None,
                  obstacles: Any = None, indicator: Any = None, dropout: Any = None, lane_goals: Any = None,
+                 intents: Any = None,
                  config: Any = None, render_mode: str | None = None):
         resolved = resolve_track(track, track_seed, track_file)
         self.network: ForkNetwork | None = resolved if isinstance(resolved, ForkNetwork) else None
@@ -211,6 +217,18 @@ class DrivingEnv(gym.Env):
                                   "more")
         self.goals: LaneGoals | None = None
         """This episode's lane goals (None without)."""
+        self.intent_config: IntentConfig | None = _optional_config(IntentConfig, intents, "intents")
+        if self.intent_config is not None:
+            if self.network is not None or self.lane_goal_config is not None or obstacles:
+                raise ConfigError("intents: not supported with forks, lane goals or obstacles")
+            if self.track.lanes < 2:
+                raise ConfigError(f"intents: {self.track.name} has {self.track.lanes} lane; intents need two or more")
+        self.intents: Intents | None = None
+        """This episode's intents (None without): the teacher's, hidden from the observation."""
+        self._intent_rng: np.random.Generator | None = None
+        self._switch_lanes = self.lane_goal_config is not None or self.intent_config is not None
+        """The car's lane is the lane it is in (lane goals, intents), not the lane it started in."""
+        self._hints: tuple[object, list[int]] | None = None  # traffic vehicles' segments on the car's lane path
         self._goal_rng: np.random.Generator | None = None
         self._delivered: np.ndarray | None = None  # the last frame the camera delivered (freeze mode)
         self._layouts: dict[int, list[Obstacle]] = {}
@@ -281,6 +299,9 @@ class DrivingEnv(gym.Env):
             raise ValueError("reset options lateral_offset, heading_error and start_s must be finite numbers")
         x, y, h = self.path.pose_at(float(start_s), d0)
         self.road = TrafficRoad(network=self.track.network, np_random=rng)
+        # lane-changing traffic looks for neighbours across lane segments too (highway-env's option),
+        # so that MOBIL and the IDM see the car and each other near the segments' ends
+        self.road.neighbour_vehicles_connected_lanes = self.traffic_config.lane_changes
         self.vehicle = EgoVehicle(self.road, np.array([x, y]), heading=h + psi0, speed=self.speed)
         self.road.vehicles.append(self.vehicle)
         self._seg, self._s, _, _ = self.path.project(x, y)
@@ -296,6 +317,14 @@ class DrivingEnv(gym.Env):
                                    self.config.policy_hz, self._goal_rng)
             self.goals.update(0, self.lane, self._d, self._progress)
             self._offset = self._goal_offset
+        if self.intent_config is not None:  # its own stream: the reset's other draws are untouched
+            if seed is not None or self._intent_rng is None:
+                self._intent_rng = intent_rng(seed, self.track.name)
+            self.intents = Intents(self.intent_config, self.track.lanes, self.track.lane_width, self.speed,
+                                   self.config.policy_hz, self._intent_rng)
+            self._hints = None
+            self.intents.update(0, self.lane, self._d, self._progress, self._nearby())
+            self._offset = self._intent_offset
         if self.dropout_config is not None:  # its own stream: the reset's other draws are untouched
             if seed is not None or self._dropout_rng is None:
                 self._dropout_rng = dropout_rng(seed, self.track.name)
@@ -331,6 +360,35 @@ class DrivingEnv(gym.Env):
             L = self.path.length
             ds = (ds + 0.5 * L) % L - 0.5 * L
         return self.goals.offset_at(self.lane, self._progress + ds)
+
+    def _intent_offset(self, s: float) -> float:
+        """The teacher's target offset at arc length s of the car's lane (intents: envs.intents)."""
+        ds = s - self._s
+        if self.track.closed:
+            L = self.path.length
+            ds = (ds + 0.5 * L) % L - 0.5 * L
+        return self.intents.offset_at(self.lane, self._progress + ds)
+
+    def _nearby(self) -> list[Nearby]:
+        """The traffic as the intents see it: each vehicle's lane and distance ahead along the car's
+        lane path (its projection there; the lane from its offset), and its speed."""
+        path, w = self.path, self.track.lane_width
+        if self._hints is None or self._hints[0] is not path:
+            self._hints = (path, [None] * len(self.traffic))
+        hints = self._hints[1]
+        out = []
+        for i, v in enumerate(self.traffic):
+            seg, s, d, _ = path.project(float(v.position[0]), float(v.position[1]), hints[i])
+            hints[i] = seg
+            lane = self.lane + round(d / w)
+            if not 0 <= lane < self.track.lanes:
+                continue
+            ahead = s - self._s
+            if self.track.closed:
+                L = path.length
+                ahead = (ahead + 0.5 * L) % L - 0.5 * L
+            out.append(Nearby(i, lane, ahead, float(v.speed)))
+        return out
 
     def _plan_obstacles(self, seed: int | None) -> None:
         """This episode's obstacles and the teacher's passes. The sides come from the reset seed (and the
@@ -375,7 +433,10 @@ class DrivingEnv(gym.Env):
         lane_speed[self.lane] = self.speed
         for _ in range(cfg.vehicles):
             others = [k for k in range(track.lanes) if k != self.lane]
-            lane = int(rng.choice(others)) if others else self.lane
+            if cfg.lane_changes:  # any lane, each vehicle its own speed: they close on each other and change lane
+                lane = int(rng.integers(track.lanes))
+            else:
+                lane = int(rng.choice(others)) if others else self.lane
             path = track.paths[lane]
             for _attempt in range(50):
                 s = float(rng.uniform(0.0, path.length) if track.closed else rng.uniform(0.0, path.length - 50.0))
@@ -386,10 +447,10 @@ class DrivingEnv(gym.Env):
             placed.append((lane, s))
             x, y, h = path.pose_at(s)
             seg, _ = path.locate(s)
-            speed = lane_speed[lane]
+            speed = self.speed * float(rng.uniform(*cfg.other_lane_speed)) if cfg.lane_changes else lane_speed[lane]
             v = TrafficVehicle(self.road, np.array([x, y]), heading=h, speed=speed,
-                           target_lane_index=track.lane_index(lane, seg), target_speed=speed,
-                           enable_lane_change=False)
+                               target_lane_index=track.lane_index(lane, seg), target_speed=speed,
+                               enable_lane_change=cfg.lane_changes)
             self.road.vehicles.append(v)
             self.traffic.append(v)
             self._traffic_colors.append(TRAFFIC_COLORS[int(rng.integers(len(TRAFFIC_COLORS)))])
@@ -419,6 +480,8 @@ class DrivingEnv(gym.Env):
         self._steps += 1
         if self.goals is not None:
             self.goals.update(self._steps, self.lane, self._d, self._progress)
+        if self.intents is not None:
+            self.intents.update(self._steps, self.lane, self._d, self._progress, self._nearby())
         info = self._info()
         terminated = self.config.terminate_on_failure and info["failure"] is not None
         truncated = self._steps >= self.config.max_steps or (
@@ -447,7 +510,7 @@ class DrivingEnv(gym.Env):
             L = self.path.length
             ds = (ds + 0.5 * L) % L - 0.5 * L
         self._progress += ds
-        if self.lane_goal_config is not None and (
+        if self._switch_lanes and (
                 (d > 0.5 * self.track.lane_width and self.lane < self.track.lanes - 1)
                 or (d < -0.5 * self.track.lane_width and self.lane > 0)):
             # across a lane line: the car is in the next lane, and offsets are measured from its centre
@@ -504,6 +567,8 @@ class DrivingEnv(gym.Env):
             info["lane_goal"] = None if goal is None else len(self.goals.goals) - 1
             info["lane_target"] = None if goal is None else goal.target
             info["lane_goal_sides"] = self.goals.sides
+        if self.intents is not None:
+            info["intent"] = self.intents.intent
         if self._dropped is not None:
             info["camera_dropout"] = bool(self._dropped[min(self._steps, len(self._dropped) - 1)])
         return info
