@@ -31,7 +31,7 @@ from .driving_env import DrivingEnv, EnvConfig, TrafficConfig, resolve_track
 from .dropout import DropoutConfig
 from .forks import COMMANDS, ForkNetwork, RoadMap, Route, fork_network, fork_network_from_spec
 from .indicator import IndicatorConfig, draw_indicator
-from .intents import INTENTS, IntentConfig, Intents
+from .intents import INTENT_TRAFFIC, INTENTS, IntentConfig, Intents
 from .lane_goals import LaneGoalConfig, LaneGoals
 from .obstacles import OBSTACLE_KINDS, Obstacle, ObstacleConfig, PassPlan
 from .procedural import (
@@ -58,8 +58,7 @@ ENV_IDS = {
     "SteerBench/CustomTrack-v0": {"track": "custom"},
     "SteerBench/Forks-v0": {"track": "fork", "track_seed": 1},
     "SteerBench/LaneGoals-v0": {"track": "procedural", "track_seed": 1, "lane_goals": {}},
-    "SteerBench/Intents-v0": {"track": "procedural", "track_seed": 1, "intents": {},
-                              "traffic": {"vehicles": 6, "lane_changes": True, "other_lane_speed": [0.6, 0.85]}},
+    "SteerBench/Intents-v0": {"track": "procedural", "track_seed": 1, "intents": {}, "traffic": INTENT_TRAFFIC},
 }
 
 for _id, _kwargs in ENV_IDS.items():
@@ -72,6 +71,7 @@ __all__ = [
     "COMMANDS",
     "ENV_IDS",
     "INTENTS",
+    "INTENT_TRAFFIC",
     "MAX_CURVATURE",
     "OBSTACLE_KINDS",
     "TEST_SEEDS",

@@ -38,6 +38,11 @@ INTENTS = ("keep", "left", "right", "overtake")
 INTENT_STREAM = 20261503
 """Separates the intents' random numbers from every other use of the episode seed."""
 
+INTENT_TRAFFIC = {"vehicles": 4, "lane_changes": True, "other_lane_speed": (0.55, 0.8)}
+"""The task's traffic (SteerBench/Intents-v0, `record --intents`): four lane-changing vehicles at 55-80% of
+the car's speed. The car cannot brake, so a slower vehicle ahead with another beside it can trap it;
+denser traffic traps it more often."""
+
 
 @dataclass(frozen=True)
 class IntentConfig:
@@ -227,5 +232,5 @@ class Intents:
         return out
 
 
-__all__ = ["INTENTS", "INTENT_STREAM", "KEEP", "LEFT", "OVERTAKE", "RIGHT", "IntentConfig", "Intents", "Nearby",
+__all__ = ["INTENTS", "INTENT_STREAM", "INTENT_TRAFFIC", "KEEP", "LEFT", "OVERTAKE", "RIGHT", "IntentConfig", "Intents", "Nearby",
            "intent_rng"]

@@ -116,3 +116,20 @@ def test_the_teacher_drives_every_intent_in_lane_changing_traffic():
             counts[k] += v
     assert all(counts[k] > 0 for k in INTENTS), counts
     assert changes > 0  # MOBIL moved some traffic
+
+
+def test_record_stores_the_hidden_intent(tmp_path):
+    from benchmark.data.dataset import Dataset
+    from benchmark.data.record import RecordConfig, run
+
+    seed = next(s for s in range(100) if procedural_track(s).lanes >= 2)  # a training track
+    run(RecordConfig(out=tmp_path / "d", tracks=(), procedural_seeds=str(seed), steps=200, intents=True,
+                     progress=False))
+    ds = Dataset.open(tmp_path / "d")
+    intents = ds.index["intent"].to_numpy()
+    assert len(intents) > 0 and set(intents.tolist()) <= {KEEP, LEFT, RIGHT, OVERTAKE}
+    assert ds.manifest.source["intents"]["change_m"] == IntentConfig().change_m
+    with pytest.raises(ValueError, match="intents need tracks of two lanes"):
+        one = next(s for s in range(100) if procedural_track(s).lanes == 1)
+        run(RecordConfig(out=tmp_path / "e", tracks=(), procedural_seeds=str(one), steps=10, intents=True,
+                         progress=False))

@@ -151,7 +151,8 @@ class GatedBehaviour:
 def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], action: float, episode: int,
                 source: str, round_: int) -> dict[str, Any]:
     """The dataset index row of one step: state from `info`, labels (left, centre, right), action; on a
-    road network with forks also the route's command (its code: 0 follow, 1 left, 2 right)."""
+    road network with forks also the route's command (its code: 0 follow, 1 left, 2 right); with intents
+    the teacher's intent (envs.intents)."""
     row = {
         "episode": episode, "step": info["step"], "track": info["track"],
         "track_seed": -1 if env.track_seed is None else env.track_seed, "lane": info["lane"],
@@ -163,6 +164,8 @@ def dataset_row(info: dict[str, Any], env: DrivingEnv, labels: Sequence[float], 
     }
     if "command" in info:
         row["command"] = COMMANDS.index(info["command"])
+    if "intent" in info:  # the teacher's, for analysis and the hierarchical task's evaluation: never an input
+        row["intent"] = info["intent"]
     return row
 
 

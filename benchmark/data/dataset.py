@@ -53,6 +53,7 @@ INDEX_COLUMNS: dict[str, str] = {
 }
 OPTIONAL_COLUMNS: dict[str, tuple[str, int]] = {
     "command": ("int64", 0),      # on a road network with forks: the route's command (envs.forks.COMMANDS)
+    "intent": ("int64", -1),      # with intents: the teacher's hidden intent (envs.intents.INTENTS), -1 without
 }
 """Columns only some recordings have: (dtype, the value of a row without one). A shard has the column when
 any of its rows does; a step on a track without forks has the command 0, follow."""

@@ -45,6 +45,10 @@ class RecordConfig:
     lane_goals: bool = False
     """Command lane changes (envs.lane_goals' defaults, those of steerbench-lanes-v1): every track must have
     two lanes or more; each step stores the command in force."""
+    intents: bool = False
+    """Drive with the teacher's hidden intents in lane-changing traffic (envs.intents' defaults, the traffic of
+    SteerBench/Intents-v0): every track must have two lanes or more; each step stores the intent, for analysis
+    and the hierarchical task's evaluation (never a learner's input)."""
     obstacles: bool = False
     """Put static obstacles on the tracks (envs.ObstacleConfig's defaults, those of steerbench-tasks-v1):
     the teacher passes each on a side drawn per episode, so its labels there are bimodal."""
@@ -76,6 +80,14 @@ def run(config: RecordConfig) -> dict:
         check_lane_goal_tracks(episodes)
         extra["lane_goals"] = asdict(LaneGoalConfig())
         env_kwargs["lane_goals"] = LaneGoalConfig()
+    if config.intents:
+        from envs.intents import INTENT_TRAFFIC, IntentConfig
+
+        if config.lane_goals or config.obstacles:
+            raise ValueError("intents do not go with lane goals or obstacles")
+        check_lane_goal_tracks(episodes, "intents")
+        extra.update(intents=asdict(IntentConfig()), traffic=dict(INTENT_TRAFFIC))
+        env_kwargs.update(intents=IntentConfig(), traffic=dict(INTENT_TRAFFIC))
     if config.obstacle_approaches:
         extra.update(obstacle_approaches=config.obstacle_approaches, approach_steps=config.approach_steps)
         if not config.obstacles:
@@ -101,8 +113,8 @@ def run(config: RecordConfig) -> dict:
             "frames_per_s": round(3 * stats.labels / seconds, 1), "seconds": round(seconds, 1)}
 
 
-def check_lane_goal_tracks(episodes) -> None:
-    """Lane goals need two lanes or more: name every track of the episodes that has one."""
+def check_lane_goal_tracks(episodes, what: str = "lane goals") -> None:
+    """Lane goals (and intents) need two lanes or more: name every track of the episodes that has one."""
     from envs import builtin_track, procedural_track
 
     def lanes(e) -> int:
@@ -113,4 +125,4 @@ def check_lane_goal_tracks(episodes) -> None:
     one_lane = sorted({e.track if e.track_seed is None else f"{e.track}-{e.track_seed}" for e in episodes
                        if lanes(e) < 2})
     if one_lane:
-        raise ValueError(f"lane goals need tracks of two lanes or more; these have one: {', '.join(one_lane)}")
+        raise ValueError(f"{what} need tracks of two lanes or more; these have one: {', '.join(one_lane)}")
