@@ -39,5 +39,6 @@ def test_env_step_throughput_vs_highway_env(compare):
     result = compare(stepper(ours, lambda info: np.array([info["teacher_action"]], np.float32)),
                      stepper(theirs, lambda info: zero), rounds=12,
                      name="steerbench_steps", reference_name="highway_env_racetrack_steps")
-    assert result["steerbench_steps_per_s"] >= 1500
+    # the target is the ratio: steps/s vary with the machine (3,781 on one 2-core machine, 1,474 on
+    # another, an AMD EPYC without AVX-512, both idle)
     assert result["ratio"] >= 4.0
