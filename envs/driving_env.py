@@ -353,21 +353,22 @@ class DrivingEnv(gym.Env):
     def _command(self) -> int:
         return self.goals.command if self.goals is not None else self.route.command_at(self.lane, self._s)
 
-    def _goal_offset(self, s: float) -> float:
-        """The teacher's target offset at arc length s of the car's lane (lane goals: envs.lane_goals)."""
+    def _ahead(self, s: float) -> float:
+        """How far arc length s of the car's lane is ahead of the car [m] (negative behind; the nearer
+        way round on a closed track)."""
         ds = s - self._s
         if self.track.closed:
             L = self.path.length
             ds = (ds + 0.5 * L) % L - 0.5 * L
-        return self.goals.offset_at(self.lane, self._progress + ds)
+        return ds
+
+    def _goal_offset(self, s: float) -> float:
+        """The teacher's target offset at arc length s of the car's lane (lane goals: envs.lane_goals)."""
+        return self.goals.offset_at(self.lane, self._progress + self._ahead(s))
 
     def _intent_offset(self, s: float) -> float:
         """The teacher's target offset at arc length s of the car's lane (intents: envs.intents)."""
-        ds = s - self._s
-        if self.track.closed:
-            L = self.path.length
-            ds = (ds + 0.5 * L) % L - 0.5 * L
-        return self.intents.offset_at(self.lane, self._progress + ds)
+        return self.intents.offset_at(self.lane, self._progress + self._ahead(s))
 
     def _nearby(self) -> list[Nearby]:
         """The traffic as the intents see it: each vehicle's lane and distance ahead along the car's
@@ -383,11 +384,7 @@ class DrivingEnv(gym.Env):
             lane = self.lane + round(d / w)
             if not 0 <= lane < self.track.lanes:
                 continue
-            ahead = s - self._s
-            if self.track.closed:
-                L = path.length
-                ahead = (ahead + 0.5 * L) % L - 0.5 * L
-            out.append(Nearby(i, lane, ahead, float(v.speed)))
+            out.append(Nearby(i, lane, self._ahead(s), float(v.speed)))
         return out
 
     def _plan_obstacles(self, seed: int | None) -> None:

@@ -360,21 +360,16 @@ class TrafficRoad(Road):
         if lane is not index.lanes[col]:
             return super().neighbour_vehicles(vehicle, lane_index)
         s = lane.local_coordinates(vehicle.position)[0]
-        s_front = s_rear = None
-        v_front = v_rear = None
-        for v, may in zip(self.vehicles, maybe[:, col].tolist()):
-            if not may or v is vehicle or isinstance(v, Landmark):
-                continue
-            s_v, lat_v = lane.local_coordinates(v.position)
-            if not lane.on_lane(v.position, s_v, lat_v, margin=1):
-                continue
-            if s <= s_v and (s_front is None or s_v <= s_front):
-                s_front = s_v
-                v_front = v
-            if s_v < s and (s_rear is None or s_v > s_rear):
-                s_rear = s_v
-                v_rear = v
-        return v_front, v_rear
+
+        def on_lane():
+            for v, may in zip(self.vehicles, maybe[:, col].tolist()):
+                if not may or v is vehicle or isinstance(v, Landmark):
+                    continue
+                s_v, lat_v = lane.local_coordinates(v.position)
+                if lane.on_lane(v.position, s_v, lat_v, margin=1):
+                    yield v, s_v
+
+        return _front_and_rear(s, on_lane())
 
     def _neighbours_on_floats(self, vehicle, lane_index: LaneIndex = None):
         """highway-env 1.12.1's Road.neighbour_vehicles without connected lanes, on floats."""
@@ -383,25 +378,19 @@ class TrafficRoad(Road):
             return None, None
         lane = geometry(self.network.get_lane(lane_index))
         s = lane.local(float(vehicle.position[0]), float(vehicle.position[1]))[0]
-        s_front = s_rear = None
-        v_front = v_rear = None
         others = self._round
         if others is None:
             others = [(v, float(v.position[0]), float(v.position[1])) for v in self.vehicles
                       if not isinstance(v, Landmark)]
-        for v, x, y in others:
-            if v is vehicle:
-                continue
-            s_v, lat_v = lane.local(x, y)
-            if not lane.on_lane(s_v, lat_v, 1):
-                continue
-            if s <= s_v and (s_front is None or s_v <= s_front):
-                s_front = s_v
-                v_front = v
-            if s_v < s and (s_rear is None or s_v > s_rear):
-                s_rear = s_v
-                v_rear = v
-        return v_front, v_rear
+
+        def on_lane():
+            for v, x, y in others:
+                if v is not vehicle:
+                    s_v, lat_v = lane.local(x, y)
+                    if lane.on_lane(s_v, lat_v, 1):
+                        yield v, s_v
+
+        return _front_and_rear(s, on_lane())
 
     def step(self, dt: float) -> None:
         vehicles = self.vehicles
@@ -431,6 +420,22 @@ class TrafficRoad(Road):
             skip = dist > limit + (TOLERANCE_M + 1e-12 * (np.abs(pos).max() + np.abs(limit).max()))
         for i, j in np.argwhere(np.triu(~skip, 1)).tolist():  # row by row: highway-env's order
             vehicles[i].handle_collisions(vehicles[j], dt)
+
+
+def _front_and_rear(s: float, on_lane):
+    """highway-env 1.12.1's choice in Road.neighbour_vehicles among the (vehicle, s_v) on the lane, in
+    the road's order: ahead the nearest at s_v >= s (the last of equals), behind the nearest at s_v < s
+    (the first of equals)."""
+    s_front = s_rear = None
+    v_front = v_rear = None
+    for v, s_v in on_lane:
+        if s <= s_v and (s_front is None or s_v <= s_front):
+            s_front = s_v
+            v_front = v
+        if s_v < s and (s_rear is None or s_v > s_rear):
+            s_rear = s_v
+            v_rear = v
+    return v_front, v_rear
 
 
 def _stock_collisions(v) -> bool:

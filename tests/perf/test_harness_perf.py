@@ -6,8 +6,9 @@ without the camera)."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
+
+from tests.perf.reference import bare_protocol_steps
 
 pytestmark = pytest.mark.perf
 
@@ -25,8 +26,6 @@ def test_teacher_evaluation_vs_bare_env_times_workers(compare, tmp_path, camera)
     from benchmark.evaluation.evaluate import EvaluateConfig, evaluate
     from benchmark.evaluation.protocol import load_protocol
     from benchmark.evaluation.records import read_records
-    from benchmark.rollout.wrappers import Disturbance
-    from envs import DrivingEnv
 
     protocol = load_protocol(TINY_V2)
     episodes = protocol.episodes("quick", teacher=True)  # what the teacher's evaluation runs
@@ -39,21 +38,7 @@ def test_teacher_evaluation_vs_bare_env_times_workers(compare, tmp_path, camera)
         return sum(r.steps for r in read_records(out / "records.jsonl").records)
 
     def bare():
-        steps = 0
-        for ep in episodes:
-            env = DrivingEnv(ep.track, track_seed=ep.track_seed,
-                             config={"max_steps": ep.max_steps, "terminate_on_failure": True,
-                                     "policy_hz": protocol.policy_hz, "render_observation": camera})
-            if ep.disturbance is not None:
-                env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
-            _, info = env.reset(seed=ep.seed)
-            for _ in range(ep.max_steps):
-                _, _, term, trunc, info = env.step(np.array([info["teacher_action"]], np.float32))
-                steps += 1
-                if term or trunc:
-                    break
-            env.close()
-        return steps
+        return bare_protocol_steps(episodes, protocol.policy_hz, camera)
 
     def bare_times_workers():
         return WORKERS * bare()

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.perf.reference import bare_protocol_steps
+
 pytestmark = pytest.mark.perf
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,8 +154,6 @@ def test_closed_loop_evaluation_vs_its_bound(compare):
     from benchmark.evaluation.protocol import load_protocol
     from benchmark.evaluation.rollouts import run_episodes
     from benchmark.rollout.policies import OnnxPolicy, TorchPolicy
-    from benchmark.rollout.wrappers import Disturbance
-    from envs import DrivingEnv
     from models import load_model
 
     torch.set_num_threads(1)
@@ -186,18 +186,7 @@ def test_closed_loop_evaluation_vs_its_bound(compare):
         return sum(r.steps for r in records)
 
     def bound():
-        steps = 0
-        for ep in episodes:
-            env = Disturbance(DrivingEnv(ep.track, track_seed=ep.track_seed,
-                                         config={"max_steps": ep.max_steps, "terminate_on_failure": True,
-                                                 "policy_hz": protocol.policy_hz}),
-                              ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
-            _, info = env.reset(seed=ep.seed)
-            for _ in range(ep.max_steps):
-                _, _, term, trunc, info = env.step(np.array([info["teacher_action"]], np.float32))
-                steps += 1
-                if term or trunc:
-                    break
+        steps = bare_protocol_steps(episodes, protocol.policy_hz)
         infer(policy, -(-steps // len(episodes)))
         return steps
 
