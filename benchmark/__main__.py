@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "multimodal": ("benchmark.reporting.multimodal", "MultimodalConfig"),
     "forks": ("benchmark.reporting.forks", "ForksConfig"),
     "lanes": ("benchmark.reporting.forks", "LanesConfig"),
+    "hierarchy": ("benchmark.reporting.hierarchy", "HierarchyConfig"),
 }
 SUMMARIES = {
     "frames": "write the camera figure (left, centre, right views and the map)",
@@ -61,6 +62,7 @@ SUMMARIES = {
     "multimodal": "point, mixture and categorical heads on the obstacle task's bimodal demonstrations",
     "forks": "command-conditioned PilotNets (commands as recorded or relabelled in hindsight) against BC at forks",
     "lanes": "the forks study's models on the lane-goal task: commands to change lane on multi-lane roads",
+    "hierarchy": "PilotNet with latent options (HVIL-style ELBO) against flat BC in traffic with hidden intents",
     "train bc": "behaviour cloning from a recorded dataset",
     "train dagger": "DAgger: learner rollouts labelled by the teacher, aggregated, retrained",
     "train dart": "DART: noisy teacher demonstrations, noise set from the learner's error",

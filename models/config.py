@@ -9,7 +9,8 @@ from typing import Literal
 
 from benchmark.common.config import require
 
-Arch = Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "pilotnet-command", "pilotnet-branched", "resnet18"]
+Arch = Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "pilotnet-command", "pilotnet-branched", "pilotnet-options",
+               "resnet18"]
 Head = Literal["point", "gaussian", "mixture", "categorical"]
 Activation = Literal["relu", "elu"]
 
@@ -24,8 +25,8 @@ class ModelConfig:
 
     arch: Arch = "pilotnet"
     """Backbone: PilotNet (Bojarski et al. 2016), its features into a GRU, its features over a stack of past frames,
-    PilotNet with a command input or with one branch per command (roads with forks: models/conditional.py), or
-    torchvision ResNet-18 from scratch."""
+    PilotNet with a command input or with one branch per command (roads with forks: models/conditional.py), PilotNet
+    with latent options (hierarchical imitation: models/options.py), or torchvision ResNet-18 from scratch."""
     head: Head = "point"
     """Output head: point (curvature, MSE loss), gaussian (mean and log-std, Gaussian NLL), mixture (K Gaussians,
     mixture NLL) or categorical (curvature bins, cross-entropy); see models/heads.py."""
@@ -43,6 +44,10 @@ class ModelConfig:
     """Features per frame of pilotnet-stack's window (PilotNet's 1152 squeezed by a shared linear layer)."""
     commands: int = 3
     """Number of commands of pilotnet-command and pilotnet-branched (envs.forks.COMMANDS: follow, left, right)."""
+    options: int = 4
+    """Number K of latent options of pilotnet-options (models/options.py)."""
+    option_std: float = 0.01
+    """Std [1/m] of the Gaussian likelihood of pilotnet-options' low level in its evidence lower bound."""
     input_height: int = 66
     """Frame height [px]; PilotNet requires 66."""
     input_width: int = 200
@@ -63,17 +68,18 @@ class ModelConfig:
         for name, choices in (("arch", Arch), ("head", Head), ("activation", Activation)):
             allowed, value = typing.get_args(choices), getattr(self, name)
             require(value in allowed, f"{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("gru_hidden", "stack_frames", "stack_stride", "stack_channels", "commands", "input_height",
+        for name in ("gru_hidden", "stack_frames", "stack_stride", "stack_channels", "commands", "options", "input_height",
                      "input_width",
                      "mixture_components", "categorical_bins"):
             value = getattr(self, name)
             require(isinstance(value, int) and not isinstance(value, bool) and value > 0,
                     f"{name} must be a positive integer, got {value!r}")
-        for name in ("output_scale", "log_std_min", "log_std_max", "categorical_max"):
+        for name in ("output_scale", "log_std_min", "log_std_max", "categorical_max", "option_std"):
             value = getattr(self, name)
             require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
                     f"{name} must be a finite number, got {value!r}")
         require(self.output_scale > 0, f"output_scale must be positive, got {self.output_scale}")
+        require(self.option_std > 0, f"option_std must be positive, got {self.option_std}")
         require(self.stack_frames >= 2, f"stack_frames must be at least 2, got {self.stack_frames}")
         require(self.categorical_bins >= 2, f"categorical_bins must be at least 2, got {self.categorical_bins}")
         require(self.categorical_max > 0, f"categorical_max must be positive, got {self.categorical_max}")

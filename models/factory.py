@@ -10,6 +10,7 @@ from .base import SteeringModel
 from .conditional import PilotNetBranched, PilotNetCommand
 from .config import ModelConfig
 from .frame_stack import PilotNetStack
+from .options import PilotNetOptions
 from .pilotnet import PilotNet
 from .recurrent import PilotNetGRU
 from .resnet import ResNet18Steer
@@ -20,6 +21,7 @@ ARCHITECTURES: dict[str, type[SteeringModel]] = {
     "pilotnet-stack": PilotNetStack,
     "pilotnet-command": PilotNetCommand,
     "pilotnet-branched": PilotNetBranched,
+    "pilotnet-options": PilotNetOptions,
     "resnet18": ResNet18Steer,
 }
 

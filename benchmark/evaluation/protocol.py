@@ -31,7 +31,9 @@ showing the curvature executed at the previous step: the causal-confusion task
 (steerbench-causal-v1.yaml); `dropout:` (envs.DropoutConfig's keys) loses the frame for seeded
 stretches of steps: the memory task (steerbench-memory-v1.yaml); `lane_goals:` (envs.lane_goals'
 LaneGoalConfig keys) commands lane changes on roads of two lanes or more: the lane-goal task
-(steerbench-lanes-v1.yaml). `seeds_of: <condition>` gives a
+(steerbench-lanes-v1.yaml); `intents:` (envs.intents' IntentConfig keys) has the teacher drive with
+hidden intents (keep, change lane, overtake) in its own lane-changing traffic (envs.intents.INTENT_TRAFFIC),
+while the policy sees the frames alone: the hierarchical task (steerbench-intents-v1.yaml). `seeds_of: <condition>` gives a
 condition the episode seeds of another one, so that the two pair episode by episode (the same start
 states and disturbances, with and without the gauge or the dropouts).
 """
@@ -49,6 +51,7 @@ import yaml
 from benchmark.common.config import ConfigError, build_config, parse_seeds
 from benchmark.common.files import sha256_file
 from envs import BUILTIN_TRACKS, TEST_SEEDS, DropoutConfig, IndicatorConfig, ObstacleConfig
+from envs.intents import IntentConfig
 from envs.lane_goals import LaneGoalConfig
 
 from .records import EpisodeKey
@@ -56,7 +59,8 @@ from .records import EpisodeKey
 PROTOCOL_DIR = Path(__file__).resolve().parent / "protocols"
 DEFAULT_PROTOCOL = "steerbench-v2"
 CONDITIONS = ("nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed",
-              "indicator", "indicator_disturbed", "dropout", "dropout_disturbed", "lane_goals", "lane_goals_disturbed")
+              "indicator", "indicator_disturbed", "dropout", "dropout_disturbed", "lane_goals", "lane_goals_disturbed", "intents",
+              "intents_disturbed")
 MODES = ("crash", "intervention", "offpolicy", "replica")
 """crash: the policy drives until its first failure; intervention: NVIDIA's safety driver takes over;
 offpolicy: the teacher drives the crash episode and the policy is only queried; replica: the teacher
@@ -101,6 +105,8 @@ class EvalEpisode:
     """Camera dropouts (memory conditions), their schedule drawn from `seed`."""
     lane_goals: LaneGoalConfig | None = None
     """Commands to change lane (lane-goal conditions), drawn from `seed`."""
+    intents: IntentConfig | None = None
+    """The teacher's hidden intents in their lane-changing traffic (intents conditions), drawn from `seed`."""
     seen: bool = False
     """A built-in track that training uses (reported apart from the held-out tracks)."""
 
@@ -156,6 +162,10 @@ class ConditionSpec:
     lane_goals: LaneGoalConfig | None = None
     """Commands to change to the lane on the left or right, drawn from the episode's seed (envs.lane_goals'
     LaneGoalConfig keys; {} for the defaults); the tracks need two lanes or more."""
+    intents: IntentConfig | None = None
+    """The teacher drives with hidden intents (keep, change lane, overtake; envs.intents' IntentConfig keys, {}
+    for the defaults) in the intents' own traffic (envs.intents.INTENT_TRAFFIC: `vehicles` must be 0); the
+    tracks need two lanes or more, and the policy sees the frames alone."""
     seeds_of: str | None = None
     """Another condition whose episode seeds (so its start states and disturbances) this one reuses,
     so that the two pair episode by episode (a task against its plain twin). None: its own."""
@@ -313,7 +323,7 @@ class Protocol(ProtocolSpec):
                         traffic=int(spec.vehicles), effect=effect, disturbance=spec.disturbance,
                         disturbance_stream=int(mode == "replica"), obstacles=spec.obstacles,
                         indicator=spec.indicator, dropout=spec.dropout, lane_goals=spec.lane_goals,
-                        seen=is_seen))
+                        intents=spec.intents, seen=is_seen))
         return out
 
     def tracks_path(self, profile: str) -> Path | None:
@@ -403,10 +413,13 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
         if c not in CONDITIONS:
             raise ProtocolError(f"{path}: unknown condition {c!r}; the harness knows {', '.join(CONDITIONS)}")
         for key, what in (("obstacles", "obstacle"), ("indicator", "indicator"), ("dropout", "dropout"),
-                          ("lane_goals", "lane goal")):
+                          ("lane_goals", "lane goal"), ("intents", "intent")):
             if isinstance(s, dict) and key in s and not isinstance(s[key], dict):
                 raise ProtocolError(f"{path}: conditions.{c}.{key} must be a mapping of {what} settings ({{}} for "
                                     f"the defaults), got {s[key]!r}; leave the key out for no {key}")
+        if isinstance(s, dict) and "intents" in s and s.get("vehicles"):
+            raise ProtocolError(f"{path}: conditions.{c}: intents bring their own traffic (envs.intents.INTENT_TRAFFIC); "
+                                f"leave vehicles out, got {s['vehicles']!r}")
         twin = s.get("seeds_of") if isinstance(s, dict) else None
         if twin is not None and (twin not in (data["conditions"] or {}) or twin == c):
             raise ProtocolError(f"{path}: conditions.{c}.seeds_of must name another condition of this protocol, "
@@ -431,7 +444,8 @@ def load_protocol(name_or_path: str = DEFAULT_PROTOCOL) -> Protocol:
             for c in getattr(prof, key):
                 if c not in spec.conditions:
                     raise ProtocolError(f"{path}: profiles.{name}.{key} names {c!r}, which is not a condition")
-        for key, why in (("obstacles", "obstacles, whose passes"), ("lane_goals", "lane goals, whose lane changes")):
+        for key, why in (("obstacles", "obstacles, whose passes"), ("lane_goals", "lane goals, whose lane changes"),
+                         ("intents", "intents, whose lane changes")):
             blocked = [c for c in prof.intervention_conditions if getattr(spec.conditions[c], key) is not None]
             if blocked:
                 raise ProtocolError(f"{path}: profiles.{name}.intervention_conditions: {blocked[0]!r} has {why} "

@@ -18,6 +18,7 @@ from benchmark.rollout.policies import Policy, PrivilegedPolicy
 from benchmark.rollout.runner import Lockstep
 from benchmark.rollout.wrappers import Disturbance, Intervention, ObservationShift, TeacherDriven
 from envs import DrivingEnv
+from envs.intents import INTENT_TRAFFIC
 
 from .conditions import photometric_effect
 from .protocol import EvalEpisode
@@ -55,9 +56,10 @@ class Evaluation(Lockstep[EvalEpisode]):
         config = {"max_steps": ep.max_steps, "terminate_on_failure": ep.mode != "intervention", "policy_hz": self.hz}
         if not self.render:
             config["render_observation"] = False
-        env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=ep.traffic, obstacles=ep.obstacles,
-                         indicator=ep.indicator, dropout=ep.dropout, lane_goals=ep.lane_goals, config=config,
-                         **self.env_kwargs)
+        traffic = ep.traffic if ep.intents is None else dict(INTENT_TRAFFIC)  # intents bring their own traffic
+        env = DrivingEnv(ep.track, track_seed=ep.track_seed, traffic=traffic, obstacles=ep.obstacles,
+                         indicator=ep.indicator, dropout=ep.dropout, lane_goals=ep.lane_goals, intents=ep.intents,
+                         config=config, **self.env_kwargs)
         if ep.disturbance is not None:  # innermost: the safety driver and the policy see its effect
             env = Disturbance(env, ep.seed, *ep.disturbance, stream=ep.disturbance_stream)
         if ep.mode == "offpolicy":

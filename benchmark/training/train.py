@@ -44,10 +44,11 @@ class TrainConfig:
     out: Path = Path("runs/bc")
     """Run directory: checkpoint/, model/ (best validation loss), train_log.csv."""
     arch: Literal["pilotnet", "pilotnet-gru", "pilotnet-stack", "pilotnet-command", "pilotnet-branched",
-                  "resnet18"] = "pilotnet"
+                  "pilotnet-options", "resnet18"] = "pilotnet"
     """Network: PilotNet, PilotNet features into a GRU, PilotNet over a stack of past frames (models/frame_stack.py:
     5 frames 5 steps apart, a 2 s window), PilotNet conditioned on the command (its input, or a branch per
-    command: models/conditional.py), or ResNet-18 from scratch."""
+    command: models/conditional.py), PilotNet with latent options trained by their evidence lower bound on segments
+    of seq_len steps (models/options.py), or ResNet-18 from scratch."""
     command_source: Literal["route", "hindsight"] = "route"
     """Commands a conditional model trains with: the route's, as recorded, or relabelled in hindsight from the
     recorded poses alone (benchmark/data/hindsight.py: the branch driven within the next 40 m)."""
@@ -80,7 +81,12 @@ class TrainConfig:
     max_val_samples: int = 4000
     """Cap on validation samples per evaluation."""
     seq_len: int = 8
-    """Sequence length for recurrent models."""
+    """Sequence length for recurrent models, and segment length of pilotnet-options."""
+    options: int = 4
+    """Latent options of pilotnet-options."""
+    kl_warmup_updates: int = 500
+    """pilotnet-options: updates over which the weight of the KL term of its ELBO rises linearly from 0 to 1 (the
+    options specialise before the high level's prior pulls the posterior in)."""
     seed: int = 0
     """Seed of the initial weights, the split and every batch."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -108,7 +114,7 @@ class TrainConfig:
     def model_config(self) -> ModelConfig:
         """The ModelConfig of a fresh model (unused when `init` warm-starts)."""
         return ModelConfig(arch=self.arch, head=self.head, mixture_components=self.mixture_components,
-                           categorical_bins=self.categorical_bins, log_std_max=self.log_std_max)
+                           categorical_bins=self.categorical_bins, log_std_max=self.log_std_max, options=self.options)
 
 
 @dataclass
@@ -310,11 +316,15 @@ class BatchPlan:
         return frames, labels.reshape(len(ids), T)
 
 
-def batch_loss(model, x, y, precision: str = P.FLOAT32, commands=None):
+def batch_loss(model, x, y, precision: str = P.FLOAT32, commands=None, kl_weight: float = 1.0):
     """The training loss of a batch: frames (B, ...) against labels (B, 1), or sequences (B, T, ...)
-    against (B, T, 1) through the recurrent model's whole sequence; a conditional model takes the batch's
+    against (B, T, 1) through the recurrent model's whole sequence, or a model of options' negative ELBO
+    per step of segments (B, T, ...), its KL weighted by `kl_weight`; a conditional model takes the batch's
     commands (B,). Under bf16 only the forward pass is autocast; the loss is reduced in float32 on the
     head output cast back."""
+    if getattr(model, "segments", False):
+        with P.autocast(precision, x.device):
+            return model.elbo(x, y.reshape(x.shape[0], x.shape[1]), kl_weight)[0]
     with P.autocast(precision, x.device):
         if commands is not None:
             out = model(x, commands)
@@ -326,9 +336,10 @@ def batch_loss(model, x, y, precision: str = P.FLOAT32, commands=None):
     return model.loss(out, y)
 
 
-def train_step(model, optimizer, scheduler, x, y, precision: str = P.FLOAT32, commands=None) -> float:
+def train_step(model, optimizer, scheduler, x, y, precision: str = P.FLOAT32, commands=None,
+               kl_weight: float = 1.0) -> float:
     """One optimiser step on a batch; returns its loss."""
-    loss = batch_loss(model, x, y, precision, commands)
+    loss = batch_loss(model, x, y, precision, commands, kl_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -373,7 +384,8 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
         model = model.to(memory_format=torch.channels_last)
     conditional = bool(getattr(model, "conditional", False))
     commands = dataset_commands(dataset.index, config.command_source) if conditional else None
-    plan = BatchPlan(dataset, train_steps, config, bool(getattr(model, "recurrent", False)), commands)
+    sequences = bool(getattr(model, "recurrent", False) or getattr(model, "segments", False))
+    plan = BatchPlan(dataset, train_steps, config, sequences, commands)
     total_updates = math.ceil(len(train_steps) / config.batch_size) * config.epochs
     if config.max_updates:
         total_updates = min(total_updates, config.max_updates)
@@ -413,7 +425,8 @@ def fit(config: TrainConfig, dataset: Dataset | None = None, init_model=None) ->
         try:
             for batch in fetch:
                 x, y, c = tensors(batch)
-                losses.append(train_step(model, optimizer, scheduler, x, y, precision, c))
+                kl_weight = min(1.0, state["updates"] / config.kl_warmup_updates) if config.kl_warmup_updates else 1.0
+                losses.append(train_step(model, optimizer, scheduler, x, y, precision, c, kl_weight))
                 state["updates"] += 1
                 samples_seen += y.numel()
                 bar.update(1)
