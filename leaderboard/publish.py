@@ -28,7 +28,7 @@ from . import escape
 from .board import BoardError, load_entries, protocol_of
 from .clips import CONDITION, clip_file
 from .common import PACKAGE_DIR, board_lock
-from .outcomes import SEPARABLE_P, compare, separable
+from .outcomes import N_BOOT, SEPARABLE_P, compare, separable
 from .ranking import SCORE_FORMULA, SCORE_MEANING, SCORE_TEXT, TIE_BREAKS, is_v2, ranked, score_of
 
 BEGIN = "<!-- BEGIN LEADERBOARD"
@@ -122,7 +122,9 @@ def vs_above_text(diff: Any) -> str:
     if diff is None:
         return "–"
     verdict = "separable" if separable(diff) else "not separable"
-    return (f"{diff.difference:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}], p {diff.p_value:.2g}: {verdict}")
+    # no bootstrap draw as extreme as the observed difference says p < 1/draws, not p = 0
+    p = f"p < {1 / N_BOOT:.2g}" if diff.p_value == 0 else f"p {diff.p_value:.2g}"
+    return f"{diff.difference:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}], {p}: {verdict}"
 
 
 def _identity_columns() -> list[Column]:

@@ -21,7 +21,7 @@ def test_nmi_by_hand():
     assert nmi(a, np.array([0, 1, 0, 1])) == pytest.approx(0.0)  # independent
     assert nmi(a, np.zeros(4, int)) == 0.0  # a constant labelling carries nothing
     # a = (0, 0, 1, 1), b = (0, 0, 0, 1): I = H(b) - H(b | a) = h(1/4) - 1/2 h(1/2), h in nats
-    h = lambda p: -(p * math.log(p) + (1 - p) * math.log(1 - p))  # noqa: E731
+    h = lambda p: -(p * math.log(p) + (1 - p) * math.log(1 - p))
     want = (h(0.25) - 0.5 * h(0.5)) / (0.5 * (h(0.5) + h(0.25)))
     assert nmi(a, np.array([0, 0, 0, 1])) == pytest.approx(want)
     with pytest.raises(ValueError):

@@ -65,7 +65,7 @@ GUIDE_COLOR = "#9a9a9a"
 
 Condition = Literal["nominal", "perturbed", "photometric", "traffic", "disturbed", "obstacles", "obstacles_disturbed",
                     "indicator", "indicator_disturbed", "dropout", "dropout_disturbed", "lane_goals",
-                    "lane_goals_disturbed"]
+                    "lane_goals_disturbed", "intents", "intents_disturbed"]
 assert get_args(Condition) == CONDITIONS, "keep Condition in step with benchmark.evaluation.protocol.CONDITIONS"
 
 
