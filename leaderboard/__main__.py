@@ -5,6 +5,7 @@
     baselines      add the references and every model of models/zoo missing from the leaderboard
     build          regenerate README.md and index.html from the entries (make leaderboard)
     verify         re-evaluate the entries; check that metrics and hashes reproduce (make verify)
+    clips          make missing clips again from the entries' models (byte for byte, or not at all)
 
 A rejected submission prints one line, 'rejected: <what is wrong>. <what to fix>', and exits with
 status 1; `verify` exits with status 1 when any entry is not OK.
@@ -28,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str, str]] = {
                   "add the references and the zoo models that are missing"),
     "build": ("leaderboard.publish", "BuildConfig", "run", "regenerate README.md and index.html from the entries"),
     "verify": ("leaderboard.verify", "VerifyConfig", "run", "re-evaluate the entries and check they reproduce"),
+    "clips": ("leaderboard.clips", "ClipsConfig", "run_clips", "make missing clips again from the entries' models"),
 }
 
 
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_report(result))
         return 0 if result["ok"] else 1
     print(json.dumps(result, indent=2, default=str))
-    if args.command == "baselines" and result["rejected"]:
+    if (args.command == "baselines" and result["rejected"]) or (args.command == "clips" and result["failed"]):
         return 1
     return 0
 

@@ -11,17 +11,26 @@ only ever runs inside the sandbox, so its replay does too: the sandbox reads the
 records, the staged model) and writes only into a fresh `clip/` folder in it. What comes out is
 JSON and a file that must look like a WebP of bounded size; the page shows it with an <img>, which
 runs no code. An entry that never fails in that condition has `clip: null`.
+
+`python -m leaderboard clips` makes the clips of entries again when their records are gone (a
+fresh clone, another machine): it runs only the clip's episode, in its lockstep group, with the
+entry's kept model (in the sandbox, as above) and the teacher beside it, and writes the clip only
+when the replay fails at the entry's step, in its way, and the WebP comes out byte for byte the
+entry's (its sha256): a clip is made again, never replaced by another.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from benchmark.common.files import sha256_bytes
+from benchmark.common.files import sha256_bytes, sha256_file, write_bytes_atomic
 
-from .common import REFERENCE_POLICIES, Rejected
+from .board import LEADERBOARD_PROTOCOL, load_entries
+from .common import REFERENCE_POLICIES, Rejected, board_lock
 
 CONDITION = "nominal"
 """The condition whose first failure an entry's clip shows under a version-1 protocol."""
@@ -127,3 +136,147 @@ def make_clip(policy: str, entry_id: str, options, out: Path) -> tuple[dict[str,
             "failure_type": failure.failure_type, "failure_step": failure.failure_step, "start_step": start,
             "end_step": end, "frames": end - start + 1}
     return clip, data
+
+
+def render_entry_clip(request: dict[str, Any]) -> dict[str, Any]:
+    """The replay of one protocol episode and its WebP, from JSON data, without the evaluation's
+    records (the sandbox side for a submitted model): the policy's record of the episode run again
+    in its lockstep group, the teacher's beside it when asked."""
+    from benchmark.evaluation.evaluate import policy_spec
+    from benchmark.evaluation.protocol import load_protocol
+    from benchmark.reporting.video import frames_of, replay_protocol_episode, write_video
+
+    protocol = load_protocol(request["protocol"])
+    key, profile, group_size = request["key"], request["profile"], int(request["group_size"])
+    start, end = int(request["start_step"]), int(request["end_step"])
+    record, seen = replay_protocol_episode(policy_spec(request["policy"]), protocol, profile, key, group_size,
+                                           first=start)
+    answer = {"key": key, "crashed": record.crashed, "failure_type": record.failure_type,
+              "failure_step": record.failure_step}
+    if not (record.crashed and record.failure_step == end):
+        return answer  # another episode than the entry's: no clip of it
+    teacher = None
+    if request["teacher"]:  # the teacher's path on the same episode (its records, where it was first made)
+        teacher, _ = replay_protocol_episode(policy_spec("teacher"), protocol, profile, key, group_size,
+                                             first=record.steps + 1)
+    frames = frames_of(record, seen, teacher, start, end, protocol.policy_hz, scale=1, name=request["name"])
+    write_video(frames, Path(request["out"]), protocol.policy_hz, ("webp",))
+    return {**answer, "frames": len(frames)}
+
+
+def remake_clip(entry: dict[str, Any], options) -> bytes:
+    """The bytes of `entry`'s clip, made again from its kept model (see the module's docstring);
+    Rejected when the replay or the WebP is not the entry's."""
+    from benchmark.evaluation.protocol import load_protocol
+
+    from .board import _absolute, _protocol_dirs
+    from .sandbox import IsolationError, SandboxUnavailable, run_isolated
+
+    clip, root = entry["clip"], Path(options.root).absolute()
+    what = f"{entry['id']}'s clip ({clip['episode']})"
+    protocol = load_protocol(options.protocol)
+    stored = entry["protocol"]
+    if (stored["name"], stored["sha256"], stored["profile"]) != (protocol.name, protocol.sha256, options.profile):
+        raise Rejected(f"{what} was made under {stored['name']} ({stored['profile']}, sha256 {stored['sha256'][:12]}), "
+                       f"not {protocol.name} ({options.profile}, {protocol.sha256[:12]})",
+                       "Pass the entry's --protocol and --profile")
+    if entry.get("policy") in REFERENCE_POLICIES:
+        policy, readable = entry["policy"], []
+    else:
+        model = root / entry["model"]["file"]
+        if not model.is_file() or sha256_file(model) != entry["model"]["sha256"]:
+            raise Rejected(f"{what}: the kept model {entry['model']['file']} is missing or not the entry's",
+                           "Put the entry's ONNX file back first (`verify --no-reevaluate` checks it)")
+        policy, readable = str(model), [model.parent]
+    sandboxed = policy not in REFERENCE_POLICIES
+    group_size = int(entry.get("evaluation", {}).get("group_size", options.group_size))
+    Path(options.work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="clip-", dir=options.work_dir) as scratch:
+        folder = Path(scratch).absolute()
+        request = {"protocol": _absolute(options.protocol), "profile": options.profile, "policy": policy,
+                   "key": clip["episode"], "group_size": group_size, "start_step": clip["start_step"],
+                   "end_step": clip["end_step"], "teacher": entry.get("policy") != "teacher",
+                   "out": str(folder / "clip"), "name": entry["id"]}
+        try:
+            if sandboxed:
+                answer = run_isolated(render_entry_clip, (request,), time_limit_s=options.time_limit_s,
+                                      memory_limit_mb=options.memory_limit_mb, processes=32,
+                                      readable=[*readable, *_protocol_dirs(options.protocol)], writable=folder,
+                                      unsafe=not options.sandbox)
+            else:
+                answer = render_entry_clip(request)
+        except SandboxUnavailable as exc:
+            raise exc.rejection() from None
+        except (IsolationError, ValueError) as exc:
+            raise Rejected(f"the replay of {what} failed ({exc})", "Report this to the leaderboard's maintainers") from None
+        want = {"key": clip["episode"], "crashed": True, "failure_type": clip["failure_type"],
+                "failure_step": clip["failure_step"], "frames": clip["frames"]}
+        if answer != want:
+            got = (f"failed by {answer.get('failure_type')} at step {answer.get('failure_step')}"
+                   if answer.get("crashed") else "did not fail")
+            raise Rejected(f"the replay of {what} {got}; the entry's clip failed by {clip['failure_type']} at step "
+                           f"{clip['failure_step']}", "Run it on the software the entry names (its packages)")
+        path = folder / "clip.webp"
+        data = path.read_bytes() if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_BYTES else b""
+    if sha256_bytes(data) != clip["sha256"]:
+        raise Rejected(f"{what} came out as another WebP (sha256 {sha256_bytes(data)[:16]}..., {len(data)} bytes; "
+                       f"the entry's is {clip['sha256'][:16]}..., {clip['bytes']} bytes)",
+                       "Run it on the software the entry names (its packages: Pillow and libwebp encode the frames)")
+    return data
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipsConfig:
+    """Make the entries' clips again from their kept models, where the clip files are missing (the evaluation
+    records they were first made from are gone). Each comes back byte for byte or is not written."""
+
+    root: Path = Path("leaderboard")
+    """Leaderboard directory: entries/, models/, clips/."""
+    protocol: str = LEADERBOARD_PROTOCOL
+    """The entries' protocol (name or path)."""
+    profile: Literal["quick", "full"] = "full"
+    """The entries' protocol profile."""
+    entries: tuple[str, ...] = ()
+    """Only these entry ids (default: every entry with a clip)."""
+    force: bool = False
+    """Make present clips again too (they must come out the same bytes; a check that they reproduce)."""
+    group_size: int = 8
+    """Lockstep group size for entries that do not store theirs."""
+    memory_limit_mb: int = 8192
+    """Memory limit of a submitted model's replay in the sandbox [MiB]."""
+    sandbox: bool = True
+    """Replay submitted models in the bubblewrap sandbox (--no-sandbox: without it; unsafe)."""
+    time_limit_s: float = 1800.0
+    """Wall-clock limit of one clip's replay [s]."""
+    work_dir: Path = Path("results/leaderboard")
+    """Where the replays write (a temporary folder in it, removed afterwards)."""
+
+
+def run_clips(config: ClipsConfig) -> dict[str, Any]:
+    """{"written": ids, "present": ids, "no_clip": ids, "failed": {id: why}}."""
+    entries = load_entries(config.root)
+    unknown = sorted(set(config.entries) - {e["id"] for e in entries})
+    if unknown:
+        raise ValueError(f"no entries {', '.join(unknown)} in {config.root}")
+    report: dict[str, Any] = {"written": [], "present": [], "no_clip": [], "failed": {}}
+    for entry in entries:
+        if config.entries and entry["id"] not in config.entries:
+            continue
+        clip = entry.get("clip")
+        if not clip:
+            report["no_clip"].append(entry["id"])
+            continue
+        path = Path(config.root) / clip_file(entry["id"])
+        if path.is_file() and not config.force:
+            report["present"].append(entry["id"])
+            continue
+        try:
+            data = remake_clip(entry, config)
+        except Rejected as exc:
+            report["failed"][entry["id"]] = str(exc).removeprefix("rejected: ")
+            continue
+        with board_lock(config.root):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes_atomic(path, data)
+        report["written"].append(entry["id"])
+    return report

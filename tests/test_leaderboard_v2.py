@@ -192,3 +192,29 @@ def test_verify_checks_the_outcomes(board, tmp_path, capsys):
     assert re.search(r"^OK +teacher: metrics reproduce exactly$", out, re.M)
     assert re.search(rf"^OK +{ZOO_ID}: metrics reproduce exactly$", out, re.M)
     assert math.isfinite(read_entry(root / "entries" / "teacher.json")["score"]["low"])
+
+
+def test_clips_are_made_again_byte_for_byte_without_the_records(board, tmp_path, capsys):
+    root = tmp_path / "leaderboard"
+    shutil.copytree(board, root)
+    entries = {e["id"]: e for e in load_entries(root)}
+    with_clips = sorted(i for i, e in entries.items() if e["clip"])
+    assert ZOO_ID in with_clips and "straight" in with_clips  # the zoo model's replay runs in the sandbox
+    kept = {i: (root / entries[i]["clip"]["file"]).read_bytes() for i in with_clips}
+    for i in with_clips:
+        (root / entries[i]["clip"]["file"]).unlink()
+    work = tmp_path / "work"  # no records: the board's evaluation folders are not in it
+    args = ["clips", "--root", str(root), "--protocol", str(TINY_V2), "--work-dir", str(work)]
+    assert leaderboard_main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"written": with_clips, "present": [], "no_clip": ["teacher"], "failed": {}}
+    assert all((root / entries[i]["clip"]["file"]).read_bytes() == kept[i] for i in with_clips)
+    assert list(work.iterdir()) == []  # the replays' folders are gone
+    # A clip that is present is left alone; another episode's failure step is refused, and nothing is written.
+    _edit_entry(root, "straight", lambda e: e["clip"].__setitem__("failure_step", e["clip"]["failure_step"] - 1))
+    (root / "clips" / "straight.webp").unlink()
+    assert leaderboard_main(args) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["present"] == [ZOO_ID] and report["written"] == []
+    assert "the entry's clip failed by" in report["failed"]["straight"]
+    assert not (root / "clips" / "straight.webp").exists()

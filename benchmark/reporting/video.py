@@ -132,9 +132,24 @@ def replay_episode(result: Result, spec: PolicySpec, protocol: Protocol, key: st
     stored = next(iter(result.records(keep=key.__eq__)), None)
     if stored is None:
         raise ValueError(f"no episode {key!r} in {result.path.parent}")
-    episodes = protocol.episodes(result.profile, [stored.condition])
-    group = next(g for g in groups_of(episodes, group_size) if any(str(e.key) == key for e in g))
-    number = next(i for i, e in enumerate(group) if str(e.key) == key)
+    replayed, frames = replay_protocol_episode(spec, protocol, result.profile, key, group_size, first)
+    if replayed.d != stored.d:
+        raise ValueError(f"the replay of {key} does not reproduce its records (another machine or software "
+                         "version?); a video of it would show another episode")
+    return replayed, frames
+
+
+def replay_protocol_episode(spec: PolicySpec, protocol: Protocol, profile: str, key: str, group_size: int = 8,
+                            first: int = 0) -> tuple[EpisodeRecord, list[np.ndarray | None]]:
+    """(the record, the frames the policy saw: None before step `first`) of the protocol's episode
+    `key`, run in the lockstep group the evaluation ran it in (batched inference is bit-identical only
+    for the same batch), and only that group: the record of an evaluation nobody kept, made again."""
+    episodes = protocol.episodes(profile, teacher=True)
+    target = next((e for e in episodes if str(e.key) == key), None)
+    if target is None:
+        raise ValueError(f"{protocol.name} ({profile}) has no episode {key!r}")
+    group = next(g for g in groups_of([e for e in episodes if e.group == target.group], group_size) if target in g)
+    number = group.index(target)
     threads = None
     if spec.kind == "torch":  # as in the evaluation's workers: one thread (the bits depend on it)
         import torch
@@ -148,11 +163,7 @@ def replay_episode(result: Result, spec: PolicySpec, protocol: Protocol, key: st
     finally:
         if threads is not None:
             torch.set_num_threads(threads)
-    replayed = run.records[number]
-    if replayed is None or replayed.d != stored.d:
-        raise ValueError(f"the replay of {key} does not reproduce its records (another machine or software "
-                         "version?); a video of it would show another episode")
-    return replayed, run.frames
+    return run.records[number], run.frames
 
 
 def teacher_record(path: Path, key: str, protocol: Protocol, profile: str) -> EpisodeRecord | None:
