@@ -22,6 +22,9 @@ config= (see DrivingEnv).
 
 from __future__ import annotations
 
+import benchmark  # noqa: F401  (first: portable numerics before numpy loads, benchmark/common/numerics.py)
+
+# isort: split
 import gymnasium as gym
 
 from benchmark.common.config import ConfigError, build_config

@@ -5,3 +5,5 @@ format, the checks, the ranking and the entries. Modules: card (model card schem
 (ONNX validation and smoke inference), sandbox (limited child processes), board (entries and the
 evaluation step), submit, ranking, publish (README.md and index.html), verify.
 """
+
+import benchmark  # noqa: F401  (first: portable numerics before numpy loads, benchmark/common/numerics.py)

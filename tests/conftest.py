@@ -9,6 +9,9 @@ os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
+import benchmark  # noqa: F401  (first: portable numerics before numpy loads, benchmark/common/numerics.py)
+
+# isort: split
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
