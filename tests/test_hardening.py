@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from benchmark.common.files import LockedError, create_exclusive, exclusive_lock
+from benchmark.common.numerics import PORTABLE_ENV
 from benchmark.data.dataset import Dataset, DatasetError
 from benchmark.evaluation.records import read_records
 from leaderboard.card import MAX_CARD_BYTES, load_card
@@ -308,10 +309,11 @@ def test_the_sandbox_has_no_network_no_home_and_writes_only_its_folder(tmp_path)
     assert report["writes"][str(work / "ok.txt")] == "written" and (work / "ok.txt").read_text() == "x"
     # what it wrote anywhere else went to its private /tmp, which is gone with it
     assert not (ROOT / "escaped.txt").exists() and not outside.exists()
-    # the sandbox's environment only (PWD from bwrap, LC_CTYPE set by Python's own locale coercion)
+    # the sandbox's environment only (PWD from bwrap, LC_CTYPE set by Python's own locale coercion, the portable
+    # numerics set by `import benchmark` inside it)
     assert set(report["environment"]) <= {"PATH", "HOME", "SDL_VIDEODRIVER", "SDL_AUDIODRIVER", "PWD", "LC_CTYPE",
                                           "PYGAME_HIDE_SUPPORT_PROMPT", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS",
-                                          "MPLBACKEND", "PYTHONPATH"}
+                                          "MPLBACKEND", "PYTHONPATH", *PORTABLE_ENV}
 
 
 def test_a_lower_hard_address_space_limit_is_respected_not_an_error(tmp_path):
@@ -327,7 +329,7 @@ def test_a_lower_hard_address_space_limit_is_respected_not_an_error(tmp_path):
 
 
 def test_without_bubblewrap_a_submission_is_refused_unless_unsafe(tmp_path, monkeypatch):
-    import leaderboard.sandbox as sandbox
+    from leaderboard import sandbox
     from leaderboard.modelcheck import ModelLimits, check_model_file
     from models import build_model, export_onnx
 
@@ -455,8 +457,8 @@ def test_a_bad_sidecar_is_refused_like_a_bad_option(small_dataset, tmp_path, edi
 # Fuzzing: random and mutated inputs give the documented errors, never a crash
 # ------------------------------------------------------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
