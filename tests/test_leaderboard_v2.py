@@ -9,6 +9,7 @@ in temporary directories.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -207,7 +208,7 @@ def test_clips_are_made_again_byte_for_byte_without_the_records(board, tmp_path,
     args = ["clips", "--root", str(root), "--protocol", str(TINY_V2), "--work-dir", str(work)]
     assert leaderboard_main(args) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report == {"written": with_clips, "present": [], "no_clip": ["teacher"], "failed": {}}
+    assert report == {"written": with_clips, "rehashed": [], "present": [], "no_clip": ["teacher"], "failed": {}}
     assert all((root / entries[i]["clip"]["file"]).read_bytes() == kept[i] for i in with_clips)
     assert list(work.iterdir()) == []  # the replays' folders are gone
     # A clip that is present is left alone; another episode's failure step is refused, and nothing is written.
@@ -218,3 +219,13 @@ def test_clips_are_made_again_byte_for_byte_without_the_records(board, tmp_path,
     assert report["present"] == [ZOO_ID] and report["written"] == []
     assert "the entry's clip failed by" in report["failed"]["straight"]
     assert not (root / "clips" / "straight.webp").exists()
+    # Bytes other than the entry's (as another CPU's inference makes them) are refused, or kept with --rehash.
+    _edit_entry(root, "straight", lambda e: e["clip"].update(failure_step=e["clip"]["end_step"], sha256="0" * 64))
+    assert leaderboard_main(args) == 1
+    assert "came out as another WebP" in json.loads(capsys.readouterr().out)["failed"]["straight"]
+    assert not (root / "clips" / "straight.webp").exists()
+    assert leaderboard_main([*args, "--rehash"]) == 0
+    assert json.loads(capsys.readouterr().out)["rehashed"] == ["straight"]
+    clip = read_entry(root / "entries" / "straight.json")["clip"]
+    assert clip == {**entries["straight"]["clip"], "sha256": hashlib.sha256(kept["straight"]).hexdigest()}
+    assert (root / "clips" / "straight.webp").read_bytes() == kept["straight"]
