@@ -56,10 +56,9 @@ from .outcomes import check_outcomes, outcomes_of
 from .ranking import score_of
 from .sandbox import CRASHED, MEMORY, TIMEOUT, IsolationError, SandboxUnavailable, run_isolated
 
-LEADERBOARD_PROTOCOL = "steerbench-v1"
-"""The protocol of the checked-in board. Its entries are being re-evaluated on steerbench-v2 (the
-harness's default since version 2; every v2 feature of the board is built and tested); until all
-of them are, the board, `make submit` and `make verify` stay on v1, so that they agree."""
+LEADERBOARD_PROTOCOL = "steerbench-v2"
+"""The protocol of the checked-in board, and so the default of `make submit`, `make verify` and
+`leaderboard clips`: a board's entries share one protocol and profile (submit refuses another)."""
 
 
 class BoardError(RuntimeError):
