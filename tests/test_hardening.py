@@ -7,6 +7,7 @@ leaderboard is unchanged, and nothing is written outside the work folder.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -154,8 +155,13 @@ def test_injections_through_authors_stay_text_and_rebuilds_are_stable(tmp_path, 
     assert first.startswith(hand_written) and first.count(END) == 1
     assert not re.search(r"(?<!\\)<img|(?<!\\)\]\(javascript", first)
     section = first.split("<!-- BEGIN LEADERBOARD")[1]
-    rows = [line for line in section.splitlines() if line.startswith("|")]
-    assert len({line.count("|") - line.count("\\|") for line in rows}) == 1  # no extra column or row
+    # the ranking and (on a version-2 board) the track families: no extra row, no extra column
+    tables = [list(rows) for is_row, rows in itertools.groupby(section.splitlines(), lambda s: s.startswith("|"))
+              if is_row]
+    entries = len(list((tmp_path / "entries").glob("*.json")))
+    assert tables and all(len(table) == 2 + entries for table in tables)  # header, rule, one row an entry
+    for table in tables:
+        assert len({line.count("|") - line.count("\\|") for line in table}) == 1
     assert "<img" not in (tmp_path / "index.html").read_text().split("<script")[0].replace("&lt;img", "")
 
 
