@@ -50,6 +50,18 @@ def test_paired_bootstrap():
     assert shifted.low > 0 and shifted.p_value < 0.01
 
 
+
+def test_paired_bootstrap_counts_ties_with_the_observed_difference():
+    # 80 tracks, one of two episodes lost on 2 of them (differences 0 x 78, -0.5 x 2; mean -0.0125). Under the
+    # null (d - mean resampled) a draw of k of the 2 is 0.0125 - k / 160: as extreme as the observed above it
+    # exactly when k = 0 (probability (39/40)^80 = 0.132; its float sum lands a hair under 0.0125), below it
+    # when k >= 4 (0.140); so p = 2 x 0.132. Before ties counted, the k = 0 draws were missed and p was 0.
+    x, y = [1.0] * 78 + [0.5] * 2, [1.0] * 80
+    r = s.paired_bootstrap(x, y, np.random.default_rng(0), n_boot=20000)
+    assert r.difference == pytest.approx(-0.0125) and r.high == 0.0
+    assert r.p_value == pytest.approx(2 * (39 / 40) ** 80, abs=0.02)
+    assert s.paired_bootstrap([0.0, 1.0], [1.0, 0.0], np.random.default_rng(0)).p_value == 1.0  # mean 0
+
 def test_sign_flip_test_by_hand():
     # 3 pairs, differences 1, 2, 3: of the 8 sign patterns only +++ and --- reach |mean| = 2
     assert s.sign_flip_test([1, 2, 3], [0, 0, 0]) == pytest.approx(2 / 8)
