@@ -50,10 +50,9 @@ def test_paired_bootstrap():
     assert shifted.low > 0 and shifted.p_value < 0.01
 
 
-
 def test_paired_bootstrap_counts_ties_with_the_observed_difference():
     # 80 tracks, one of two episodes lost on 2 of them (differences 0 x 78, -0.5 x 2; mean -0.0125). Under the
-    # null (d - mean resampled) a draw of k of the 2 is 0.0125 - k / 160: as extreme as the observed above it
+    # null (d - mean resampled) a draw that holds k of the two losses has mean 0.0125 - k / 160: as extreme as the observed above it
     # exactly when k = 0 (probability (39/40)^80 = 0.132; its float sum lands a hair under 0.0125), below it
     # when k >= 4 (0.140); so p = 2 x 0.132. Before ties counted, the k = 0 draws were missed and p was 0.
     x, y = [1.0] * 78 + [0.5] * 2, [1.0] * 80
