@@ -259,6 +259,17 @@ def test_the_first_malformed_record_ends_the_trusted_part(tmp_path, bad, why):
     assert len(read.dropped) == 1 and why in read.dropped[0] and "1 line(s) after it" in read.dropped[0]
 
 
+@pytest.mark.parametrize("series, ok", [
+    ([0.0, 1, None], True), ([], True),
+    ([0.0, True], False), ([0.0, "1.0"], False), ([0.0, [1.0]], False), ([0.0, {"x": 1}], False),
+])
+def test_a_series_holds_numbers_and_nulls_only(tmp_path, series, ok):
+    path = _write(tmp_path / "r.jsonl", [META, {**_record("oval|nominal|crash|0"), "d": series}])
+    read = read_records(path)
+    assert len(read.records) == int(ok)
+    assert ok or "d has the wrong type" in read.dropped[0]
+
+
 def test_duplicate_records_are_dropped_and_reported(tmp_path):
     path = _write(tmp_path / "r.jsonl", [META, _record("oval|nominal|crash|0"), _record("oval|nominal|crash|0")])
     read = read_records(path)
