@@ -398,5 +398,11 @@ def test_failure_clips_show_each_methods_first_failure_and_the_teacher_on_it(tmp
             expected += [mp4, webp]
     assert sorted(files) == sorted(expected)
     assert not list(out.glob(".*"))  # no temporary files left
+    # made by two worker processes: the same files, byte for byte, and the same report
+    made = {f: f.read_bytes() for f in files}
+    capsys.readouterr()
+    assert failure_clips(dirs, out, "nominal", [untrained], window_s=1.5, protocol=tiny, workers=2) == files
+    assert {f: f.read_bytes() for f in files} == made
+    assert "teacher: no crash-mode failure in the nominal condition; no clip" in capsys.readouterr().out
     with pytest.raises(ValueError, match="none of the policies given has the sha256"):
         failure_clips(dirs, out, "nominal", [], protocol=tiny)  # the model's files are needed

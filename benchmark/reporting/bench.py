@@ -5,6 +5,7 @@ under results/."""
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -60,12 +61,17 @@ def run(config: BenchConfig) -> dict:
         evaluate(EvaluateConfig(policy=policy, name=name, protocol=config.protocol, profile=config.profile,
                                 workers=config.workers, progress=config.progress))
         dirs.append(default_out(protocol.name, config.profile, name))
-    figures = plot_all(dirs, config.figures, condition=config.condition)
-    if config.clips:
-        from .video import failure_clips
+    with ThreadPoolExecutor(1) as thread:
+        clips = None
+        if config.clips:  # made by the evaluation's workers, while this process draws the figures
+            from .video import failure_clips
 
-        failure_clips(dirs, Path(config.figures) / "clips", config.condition, policies)
-    summary = write_summary(dirs, Path(config.figures) / "summary.md", condition=config.condition)
+            clips = thread.submit(failure_clips, dirs, Path(config.figures) / "clips", config.condition, policies,
+                                  workers=config.workers)
+        figures = plot_all(dirs, config.figures, condition=config.condition)
+        summary = write_summary(dirs, Path(config.figures) / "summary.md", condition=config.condition)
+        if clips is not None:
+            clips.result()
     print(summary.read_text())
     return {"results": [str(d) for d in dirs], "figures": [str(f) for f in figures], "summary": str(summary),
             "methods": [r.label for r in load_results(dirs)], "seconds": round(time.perf_counter() - start, 1)}

@@ -359,7 +359,8 @@ def _slug(text: str) -> str:
 
 def failure_clips(result_dirs: Sequence[str | Path], out_dir: str | Path, condition: str = "nominal",
                   policies: Sequence[str | Path] = (), *, window_s: float = 5.0, scale: int = 1, group_size: int = 8,
-                  protocol: str = "", formats: Sequence[str] = FORMATS, verbose: bool = True) -> list[Path]:
+                  protocol: str = "", formats: Sequence[str] = FORMATS, verbose: bool = True,
+                  workers: int = 1) -> list[Path]:
     """For each results directory (a method), the clip of its first crash-mode failure in `condition`
     (in protocol order) and the teacher's clip of the same steps of the same episode, into `out_dir`:
 
@@ -371,7 +372,8 @@ def failure_clips(result_dirs: Sequence[str | Path], out_dir: str | Path, condit
     model by the sha256 the results name, among `policies` (model directories or .onnx files). A
     method that never fails in `condition` gets no clip, and a line saying so (printed when
     `verbose`, like every clip written). Earlier clips of these methods in `out_dir` are removed.
-    Returns the files written."""
+    With `workers` > 1 the methods' clips are made in the evaluation's worker processes (the same
+    files: each clip is a replay and an encoding of its own). Returns the files written."""
     results = load_results(result_dirs)
     if not results:
         return []
@@ -410,26 +412,54 @@ def failure_clips(result_dirs: Sequence[str | Path], out_dir: str | Path, condit
             for name in (stem, f"{stem}-teacher"):
                 for suffix in (".webp", ".mp4"):
                     (out_dir / f"{name}{suffix}").unlink(missing_ok=True)
+    jobs = []
     for result, failure, spec in plan:
-        label = _slug(result.label)
+        if failure is None:
+            continue
+        stem = f"{_slug(result.label)}-{failure.episode_key.track}-{condition}-{failure.index}"
+        jobs.append((result, spec, proto, failure.key, out_dir / stem, teacher if teacher is not result else None,
+                     window_s, scale, group_size, tuple(formats)))
+    if workers > 1 and len(jobs) > 1:
+        from benchmark.evaluation.evaluate import _pool
+
+        with _pool(workers, 0) as pool:
+            futures = [pool.submit(_method_clips, *job) for job in jobs]
+            written += _report(plan, (f.result() for f in futures), condition, say)
+    else:
+        written += _report(plan, (_method_clips(*job) for job in jobs), condition, say)
+    return written
+
+
+def _method_clips(result: Result, spec: PolicySpec, proto: Protocol, key: str, path: Path, teacher: Result | None,
+                  window_s: float, scale: int, group_size: int, formats: Sequence[str]) -> tuple[dict, dict | None]:
+    """A method's failure clip and the teacher's on the same steps (its clip_of dicts, without records)."""
+    theirs = None if teacher is None else next(iter(teacher.records(keep=key.__eq__)), None)
+    clip = clip_of(result, spec, proto, key, path, teacher=theirs, window_s=window_s, scale=scale,
+                   group_size=group_size, formats=formats, name=result.label)
+    paired = None
+    if theirs is not None:
+        paired = clip_of(teacher, PolicySpec(kind="teacher", name=teacher.name), proto, key,
+                         path.with_name(f"{path.name}-teacher"), teacher=clip["record"],
+                         steps=(clip["start_step"], clip["end_step"]), scale=scale, group_size=group_size,
+                         formats=formats, name=teacher.label, other=result.label, colours=(TEACHER, LEARNER))
+        paired.pop("record")
+    clip.pop("record")
+    return clip, paired
+
+
+def _report(plan, outcomes, condition: str, say) -> list[Path]:
+    """Say what each method's clips are, in the plan's order, as they arrive; the files written."""
+    written: list[Path] = []
+    for result, failure, _spec in plan:
         if failure is None:
             say(f"{result.label}: no crash-mode failure in the {condition} condition; no clip")
             continue
-        stem = f"{label}-{failure.episode_key.track}-{condition}-{failure.index}"
-        theirs = None
-        if teacher is not None and teacher is not result:
-            theirs = next(iter(teacher.records(keep=failure.key.__eq__)), None)
-        clip = clip_of(result, spec, proto, failure.key, out_dir / stem, teacher=theirs, window_s=window_s,
-                       scale=scale, group_size=group_size, formats=formats, name=result.label)
+        clip, paired = next(outcomes)
         written += clip["files"]
         say(f"{result.label}: {failure.failure_type} at step {failure.failure_step} of {failure.key}; clip of steps "
             f"{clip['start_step']}-{clip['end_step']} ({clip['frames']} frames): "
             + ", ".join(f"{f} ({f.stat().st_size / 1e3:.0f} kB)" for f in clip["files"]))
-        if theirs is not None:
-            paired = clip_of(teacher, PolicySpec(kind="teacher", name=teacher.name), proto, failure.key,
-                             out_dir / f"{stem}-teacher", teacher=clip["record"],
-                             steps=(clip["start_step"], clip["end_step"]), scale=scale, group_size=group_size,
-                             formats=formats, name=teacher.label, other=result.label, colours=(TEACHER, LEARNER))
+        if paired is not None:
             written += paired["files"]
             say(f"  the teacher on the same steps ({paired['frames']} frames): "
                 + ", ".join(f"{f} ({f.stat().st_size / 1e3:.0f} kB)" for f in paired["files"]))
