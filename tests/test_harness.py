@@ -13,7 +13,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from benchmark.evaluation.evaluate import EvaluateConfig, RecordsMismatch, bundles_of, evaluate, groups_of
+from benchmark.evaluation.evaluate import (EvaluateConfig, RecordsMismatch, _start, bundles_of, evaluate, evaluate_many,
+                                          groups_of, policy_spec, shared_tasks)
 from benchmark.evaluation.protocol import ProtocolError, load_protocol
 from benchmark.evaluation.results import Results
 from benchmark.evaluation.rollouts import run_episodes
@@ -135,6 +136,41 @@ def test_workers_get_a_tracks_groups_together_and_every_group_once():
         assert all(len({(g[0].track, g[0].track_seed) for g in b}) == 1 and 1 <= len(b) <= max(1, most)
                    for b in bundles)
     assert max(len(b) for b in bundles_of(groups, 1)) > 1  # a track's conditions and modes share a task
+
+
+TINY_V2 = str(ROOT / "tests" / "data" / "protocol-tiny-v2.yaml")
+
+
+def test_evaluations_run_together_give_each_the_records_and_results_it_gets_alone(tmp_path, untrained_model):
+    policies = ("teacher", "straight", str(untrained_model))
+    configs = {side: [EvaluateConfig(policy=p, protocol=TINY_V2, out=tmp_path / side / Path(p).name, progress=False,
+                                     drift_reference=False, workers=2) for p in policies] for side in ("alone", "together")}
+    alone = [evaluate(c) for c in configs["alone"]]
+    together = evaluate_many(configs["together"])
+    for policy, a, b, ca, cb in zip(policies, alone, together, configs["alone"], configs["together"]):
+        assert a.metrics == b.metrics and a.policy == b.policy
+        # the same records (appended in the order the groups finished)
+        lines = [sorted((c.out / "records.jsonl").read_text().splitlines()) for c in (ca, cb)]
+        assert lines[0] == lines[1]
+        assert len(lines[0]) == 1 + len(load_protocol(TINY_V2).episodes("quick", teacher=policy == "teacher"))
+    # run again, every folder is complete: nothing runs, the same results
+    assert [r.metrics for r in evaluate_many(configs["together"])] == [r.metrics for r in together]
+
+
+def test_evaluations_run_together_share_a_tracks_task_and_split_the_last_tracks(tmp_path):
+    protocol = load_protocol(TINY_V2)
+    runs = []
+    for p in ("teacher", "straight"):
+        (tmp_path / p).mkdir()
+        runs.append(_start(EvaluateConfig(policy=p, protocol=TINY_V2), protocol, policy_spec(p), tmp_path / p))
+    tracks = list(dict.fromkeys((g[0].track, g[0].track_seed) for g in runs[0].todo))
+    assert len(tracks) == 5
+    tasks = shared_tasks(runs, workers=1)
+    assert sorted((tag, g[0].group) for t in tasks for tag, _, g, _, _ in t) == \
+        sorted((tag, g[0].group) for tag, r in enumerate(runs) for g in r.todo)  # every group, once
+    assert all(len({(g[0].track, g[0].track_seed) for _, _, g, _, _ in t}) == 1 for t in tasks)  # one track a task
+    assert all({tag for tag, *_ in t} == {0, 1} for t in tasks[:3])  # both policies' groups of a track together
+    assert len(tasks) == 3 + 4 and all(len({tag for tag, *_ in t}) == 1 for t in tasks[3:])  # the last 2 split
 
 
 def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained_model):

@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,7 +38,7 @@ from benchmark.common.limits import limit_memory
 from benchmark.common.provenance import git_sha, hardware, package_versions
 from benchmark.rollout.policies import BUILTIN_KINDS, PolicySpec
 
-from .protocol import DEFAULT_PROTOCOL, EvalEpisode, load_protocol
+from .protocol import DEFAULT_PROTOCOL, EvalEpisode, Protocol, load_protocol
 from .records import EpisodeRecord, RecordsMeta, RecordsRead, append_records, read_records, write_records
 from .results import SCHEMA_VERSION, SCHEMA_VERSION_V2, PolicyRef, ProtocolRef, Results
 
@@ -248,10 +248,13 @@ def default_out(protocol: str, profile: str, name: str) -> Path:
     return RESULTS_ROOT / protocol / profile / name
 
 
-def _run_bundle(spec: PolicySpec, groups: list[list[EvalEpisode]], threshold: float, hz: float
-                ) -> list[list[EpisodeRecord]]:
+_Item = tuple[int, PolicySpec, list[EvalEpisode], float, float]
+"""One group of a task: (the evaluation it belongs to, policy, episodes, intervention threshold, policy Hz)."""
+
+
+def _run_items(items: list[_Item]) -> list[tuple[int, list[EpisodeRecord]]]:
     """Groups of one track, one after the other in one worker: its map texture is drawn once."""
-    return [_run_group(spec, g, threshold, hz) for g in groups]
+    return [(tag, _run_group(spec, g, threshold, hz)) for tag, spec, g, threshold, hz in items]
 
 
 def bundles_of(groups: list[list[EvalEpisode]], workers: int) -> list[list[list[EvalEpisode]]]:
@@ -270,11 +273,18 @@ def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, confi
                 on_done: Callable[[list[EpisodeRecord]], None]) -> None:
     """Run the groups in worker processes, bundled by track (`bundles_of`); each finished group goes
     to `on_done` as its bundle ends."""
-    workers = max(1, config.workers)
+    threshold, hz = protocol.intervention_threshold_m, protocol.policy_hz
+    tasks = [[(0, spec, g, threshold, hz) for g in b] for b in bundles_of(todo, max(1, config.workers))]
+    _run_tasks(tasks, config, lambda _tag, records: on_done(records))
+
+
+def _run_tasks(tasks: list[list[_Item]], config: EvaluateConfig, on_done: Callable[[int, list[EpisodeRecord]], None]
+               ) -> None:
+    """Run the tasks in the pool of config's workers (its memory and time limits); each finished group
+    goes to `on_done(tag, records)` as its task ends."""
     start = time.monotonic()
-    with _pool(workers, config.memory_limit_mb) as pool:
-        futures = {pool.submit(_run_bundle, spec, b, protocol.intervention_threshold_m, protocol.policy_hz): b
-                   for b in bundles_of(todo, workers)}
+    with _pool(max(1, config.workers), config.memory_limit_mb) as pool:
+        futures = {pool.submit(_run_items, task): task for task in tasks}
         pending = set(futures)
         while pending:
             timeout = None
@@ -284,7 +294,7 @@ def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, confi
                     raise EvaluationTimeout(config.time_limit_s)
             finished, pending = cf.wait(pending, timeout=timeout, return_when=cf.FIRST_COMPLETED)
             for fut in finished:
-                group = futures[fut][0][0].group
+                group = futures[fut][0][2][0].group
                 try:
                     results = fut.result()
                 except cf.process.BrokenProcessPool as exc:
@@ -292,8 +302,8 @@ def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, confi
                         from exc
                 except MemoryError as exc:
                     raise WorkerOutOfMemory(f"a worker ran out of memory evaluating {group}") from exc
-                for records in results:
-                    on_done(records)
+                for tag, records in results:
+                    on_done(tag, records)
 
 
 def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], None] | None = None) -> Results:
@@ -312,8 +322,29 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], N
         raise FolderInUse(str(exc)) from None
 
 
-def _evaluate(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path,
-              on_group: Callable[[list[EpisodeRecord]], None] | None) -> Results:
+@dataclass
+class _Pending:
+    """An evaluation between its start (records read, resumable groups kept) and its results."""
+
+    config: EvaluateConfig
+    protocol: Protocol
+    spec: PolicySpec
+    out: Path
+    episodes: list[EvalEpisode]
+    records: list[EpisodeRecord]
+    todo: list[list[EvalEpisode]]
+    """The groups still to run."""
+
+    def done(self, group_records: list[EpisodeRecord]) -> None:
+        append_records(self.out / "records.jsonl", group_records)
+        self.records.extend(group_records)
+
+    def results(self) -> Results:
+        return _results(self.config, self.protocol, self.spec, self.out, self.episodes, self.records)
+
+
+def _start(config: EvaluateConfig, protocol: Protocol, spec: PolicySpec, out: Path) -> _Pending:
+    """Read the folder's records (resume) and keep the complete groups; what is left to run."""
     episodes = protocol.episodes(config.profile, list(config.conditions) or None, teacher=spec.kind == "teacher")
     conditions = sorted({e.condition for e in episodes})
     meta = _meta(protocol, config.profile, spec, conditions)
@@ -333,21 +364,84 @@ def _evaluate(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path,
     # Rewrite the records with the complete groups only (atomic), then append as groups finish.
     write_records(records_path, meta, records)
     todo = [g for g in groups if not all(str(e.key) in keep for e in g)]
+    return _Pending(config, protocol, spec, out, episodes, records, todo)
 
-    bar = tqdm(total=len(episodes), initial=len(records), desc=f"evaluate {spec.name} ({config.profile})",
+
+def _evaluate(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path,
+              on_group: Callable[[list[EpisodeRecord]], None] | None) -> Results:
+    run = _start(config, protocol, spec, out)
+    bar = tqdm(total=len(run.episodes), initial=len(run.records), desc=f"evaluate {spec.name} ({config.profile})",
                unit="episode", disable=not config.progress, dynamic_ncols=True)
 
     def done(group_records: list[EpisodeRecord]) -> None:
-        append_records(records_path, group_records)
-        records.extend(group_records)
+        run.done(group_records)
         bar.update(len(group_records))
         if on_group:
             on_group(group_records)
 
-    if todo:
-        _run_groups(todo, spec, protocol, config, done)
+    if run.todo:
+        _run_groups(run.todo, spec, protocol, config, done)
     bar.close()
-    return _results(config, protocol, spec, out, episodes, records)
+    return run.results()
+
+
+def evaluate_many(configs: Sequence[EvaluateConfig]) -> list[Results]:
+    """Several evaluations at once, on one pool of workers (the first config's workers, memory and time
+    limits, progress): a track's groups of every policy go out as one task, so its map texture is drawn
+    once for all of them, and no worker idles between one policy's last groups and the next policy's
+    first. Each evaluation's folder, records, resume and results are those of `evaluate(config)` alone
+    (the groups, and so the batches, are the same); the results are computed in the configs' order, so
+    a drift reference (the teacher, straight-ahead) listed before the policies that use it is complete
+    by then."""
+    configs = list(configs)
+    if not configs:
+        return []
+    first = configs[0]
+    with contextlib.ExitStack() as stack:
+        runs = []
+        for config in configs:
+            protocol = load_protocol(config.protocol)
+            spec = policy_spec(config.policy, config.name)
+            out = Path(config.out) if config.out else default_out(protocol.name, config.profile, spec.name)
+            out.mkdir(parents=True, exist_ok=True)
+            try:
+                stack.enter_context(exclusive_lock(out / ".lock", wait=False, what=f"the results folder {out}"))
+            except LockedError as exc:
+                raise FolderInUse(str(exc)) from None
+            runs.append(_start(config, protocol, spec, out))
+        total = sum(len(r.episodes) for r in runs)
+        bar = tqdm(total=total, initial=sum(len(r.records) for r in runs), unit="episode", dynamic_ncols=True,
+                   desc=f"evaluate {len(runs)} policies ({', '.join(sorted({c.profile for c in configs}))})",
+                   disable=not first.progress)
+
+        def done(tag: int, group_records: list[EpisodeRecord]) -> None:
+            runs[tag].done(group_records)
+            bar.update(len(group_records))
+
+        tasks = shared_tasks(runs, max(1, first.workers))
+        if tasks:
+            _run_tasks(tasks, first, done)
+        bar.close()
+        return [run.results() for run in runs]
+
+
+def shared_tasks(runs: Sequence[_Pending], workers: int) -> list[list[_Item]]:
+    """The groups of several evaluations as the workers' tasks: a track's groups of every evaluation
+    in one task (the map drawn once; one evaluation's groups after the other, so a worker loads each
+    policy once per task), except the tracks that come last, 2 per worker, whose groups go out one
+    evaluation at a time, so that the workers finish together. Results do not depend on the tasks."""
+    by_track: dict[tuple, list[_Item]] = {}
+    for tag, run in enumerate(runs):
+        threshold, hz = run.protocol.intervention_threshold_m, run.protocol.policy_hz
+        for g in run.todo:
+            by_track.setdefault((g[0].track, g[0].track_seed), []).append((tag, run.spec, g, threshold, hz))
+    tracks = list(by_track.values())
+    split = max(0, len(tracks) - 2 * workers)
+    tasks = tracks[:split]
+    for items in tracks[split:]:
+        for tag in dict.fromkeys(item[0] for item in items):
+            tasks.append([item for item in items if item[0] == tag])
+    return tasks
 
 
 def _results(config: EvaluateConfig, protocol, spec: PolicySpec, out: Path, episodes: list[EvalEpisode],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmark.evaluation.evaluate import EvaluateConfig, default_out, evaluate
+from benchmark.evaluation.evaluate import EvaluateConfig, default_out, evaluate_many
 from benchmark.evaluation.protocol import load_protocol
 
 BENCH_PROTOCOL = "steerbench-v2"
@@ -55,12 +55,12 @@ def run(config: BenchConfig) -> dict:
     protocol = load_protocol(config.protocol)
     references = ["teacher", "straight"] + (["noisy-teacher", "drifting-teacher"] if protocol.version >= 2 else [])
     policies = [*references, *(str(p) for p in zoo_models(config.zoo))]
-    dirs = []
-    for policy in policies:
-        name = Path(policy).name
-        evaluate(EvaluateConfig(policy=policy, name=name, protocol=config.protocol, profile=config.profile,
-                                workers=config.workers, progress=config.progress))
-        dirs.append(default_out(protocol.name, config.profile, name))
+    # all at once on one pool (a track's map drawn once for every model; the references come first,
+    # so they are complete when the others' results use them)
+    evaluate_many([EvaluateConfig(policy=policy, name=Path(policy).name, protocol=config.protocol,
+                                  profile=config.profile, workers=config.workers, progress=config.progress)
+                   for policy in policies])
+    dirs = [default_out(protocol.name, config.profile, Path(policy).name) for policy in policies]
     with ThreadPoolExecutor(1) as thread:
         clips = None
         if config.clips:  # made by the evaluation's workers, while this process draws the figures
