@@ -136,6 +136,10 @@ def test_workers_get_a_tracks_groups_together_and_every_group_once():
         assert all(len({(g[0].track, g[0].track_seed) for g in b}) == 1 and 1 <= len(b) <= max(1, most)
                    for b in bundles)
     assert max(len(b) for b in bundles_of(groups, 1)) > 1  # a track's conditions and modes share a task
+    tracks = list(dict.fromkeys((g[0].track, g[0].track_seed) for g in groups))
+    last = [b for b in bundles_of(groups, 1) if (b[0][0].track, b[0][0].track_seed) in tracks[-2:]]
+    assert all(len(b) == 1 for b in last) and len(last) == sum(
+        (g[0].track, g[0].track_seed) in tracks[-2:] for g in groups)  # the last 2 tracks: a group a task
 
 
 TINY_V2 = str(ROOT / "tests" / "data" / "protocol-tiny-v2.yaml")

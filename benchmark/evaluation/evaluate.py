@@ -261,12 +261,17 @@ def bundles_of(groups: list[list[EvalEpisode]], workers: int) -> list[list[list[
     """The groups as the workers' tasks: consecutive groups of one track together (the track's map, drawn
     by the first, is cached for the rest; with one episode per track and condition, as in v2, a task per
     group drew every map once per condition and mode), at most a quarter of the groups per worker's
-    share in one task, so that the workers stay busy to the end. Results do not depend on the tasks."""
+    share in one task, so that the workers stay busy to the end; the groups of the last tracks, 2 per
+    worker, go out one at a time, so that the workers finish together (one full-profile track's groups
+    take a worker about 40 s). Results do not depend on the tasks."""
     most = max(1, len(groups) // (4 * max(1, workers)))
     by_track: dict[tuple, list[list[EvalEpisode]]] = {}
     for g in groups:
         by_track.setdefault((g[0].track, g[0].track_seed), []).append(g)
-    return [gs[i: i + most] for gs in by_track.values() for i in range(0, len(gs), most)]
+    tracks = list(by_track.values())
+    split = max(0, len(tracks) - 2 * max(1, workers))
+    return [gs[i: i + most] for gs in tracks[:split] for i in range(0, len(gs), most)] + \
+        [[g] for gs in tracks[split:] for g in gs]
 
 
 def _run_groups(todo: list[list[EvalEpisode]], spec: PolicySpec, protocol, config: EvaluateConfig,
