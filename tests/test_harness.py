@@ -175,6 +175,8 @@ def test_evaluations_run_together_share_a_tracks_task_and_split_the_last_tracks(
     assert all(len({(g[0].track, g[0].track_seed) for _, _, g, _, _ in t}) == 1 for t in tasks)  # one track a task
     assert all({tag for tag, *_ in t} == {0, 1} for t in tasks[:3])  # both policies' groups of a track together
     assert len(tasks) == 3 + 4 and all(len({tag for tag, *_ in t}) == 1 for t in tasks[3:])  # the last 2 split
+    with pytest.raises(ValueError, match="same workers"):  # one pool for all
+        evaluate_many([EvaluateConfig(workers=1, out=tmp_path / "a"), EvaluateConfig(workers=2, out=tmp_path / "b")])
 
 
 def test_a_killed_run_resumes_and_ends_with_the_same_results(tmp_path, untrained_model):

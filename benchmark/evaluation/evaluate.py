@@ -2,7 +2,8 @@
 
 The protocol's episodes are split into groups (one track, condition and mode; at most
 `group_size` episodes) that run in lockstep in worker processes, one per core, a track's groups
-one after the other in one task (`bundles_of`: its map texture is drawn once). Each finished
+one after the other in one task (`bundles_of`: its map texture is drawn once). `evaluate_many` runs
+several evaluations on one pool, a track's groups of every policy in one task. Each finished
 group's records are appended to `records.jsonl` (one line per episode, fsync'ed) as soon as its
 task ends, so a killed run loses at most the tasks in flight; a rerun resumes with the groups that
 are missing. Groups are the unit of resumption because batched inference is only bit-identical
@@ -395,13 +396,16 @@ def evaluate_many(configs: Sequence[EvaluateConfig]) -> list[Results]:
     limits, progress): a track's groups of every policy go out as one task, so its map texture is drawn
     once for all of them, and no worker idles between one policy's last groups and the next policy's
     first. Each evaluation's folder, records, resume and results are those of `evaluate(config)` alone
-    (the groups, and so the batches, are the same); the results are computed in the configs' order, so
-    a drift reference (the teacher, straight-ahead) listed before the policies that use it is complete
-    by then."""
+    (the groups, and so the batches, are the same). Every rollout ends before the first results are
+    computed, so a drift reference (the teacher, straight-ahead) evaluated in the same call is complete
+    when the others' results read it. The configs must agree on workers and memory limit (one pool)."""
     configs = list(configs)
     if not configs:
         return []
     first = configs[0]
+    if len({(c.workers, c.memory_limit_mb) for c in configs}) > 1:
+        raise ValueError("evaluate_many: every evaluation runs on one pool, so all need the same workers and "
+                         "memory_limit_mb")
     with contextlib.ExitStack() as stack:
         runs = []
         for config in configs:
