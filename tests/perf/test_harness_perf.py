@@ -50,3 +50,45 @@ def test_teacher_evaluation_vs_bare_env_times_workers(compare, tmp_path, camera)
     # of worker time, so that fixed part is most of an evaluation
     assert result["ratio"] > (0.2 if camera else 0.02)
 
+
+
+def test_evaluations_together_vs_one_after_another(compare, tmp_path):
+    """Three zoo PilotNets with 2 workers on protocol-tiny-v2 with 12 held-out tracks of 60 steps (more
+    tracks than a worker's map cache holds, as in v2's quick profile): `evaluate_many` (what `make
+    bench` runs: a track's groups of every model in one task, its map drawn once; no worker idle
+    between models) against `evaluate` once per model, interleaved; the same records either way."""
+    import yaml
+
+    from benchmark.evaluation.evaluate import EvaluateConfig, evaluate, evaluate_many
+    from benchmark.evaluation.records import read_records
+
+    spec = yaml.safe_load(Path(TINY_V2).read_text())
+    spec["profiles"]["quick"].update(tracks=["procedural:1000100-1000111"], seen_tracks=[], max_steps=60,
+                                     horizons=[10, 30, 60])
+    protocol = tmp_path / "protocol-tiny-v2-12-tracks.yaml"
+    protocol.write_text(yaml.safe_dump(spec))
+    policies = [str(ROOT / "models" / "zoo" / name) for name in ("bc", "dagger", "dart")]
+    counter = iter(range(1000))
+
+    def configs():
+        out = tmp_path / f"r{next(counter)}"
+        return [EvaluateConfig(policy=p, protocol=str(protocol), out=out / Path(p).name, workers=WORKERS,
+                               progress=False, resume=False, drift_reference=False) for p in policies]
+
+    def steps(cs):
+        return sum(r.steps for c in cs for r in read_records(c.out / "records.jsonl").records)
+
+    def together():
+        cs = configs()
+        evaluate_many(cs)
+        return steps(cs)
+
+    def one_after_another():
+        cs = configs()
+        for c in cs:
+            evaluate(c)
+        return steps(cs)
+
+    result = compare(together, one_after_another, rounds=3, name="evaluations_together_steps",
+                     reference_name="evaluations_one_after_another_steps")
+    assert result["ratio"] > 0.9  # reported; not slower
