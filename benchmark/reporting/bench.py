@@ -55,8 +55,8 @@ def run(config: BenchConfig) -> dict:
     protocol = load_protocol(config.protocol)
     references = ["teacher", "straight"] + (["noisy-teacher", "drifting-teacher"] if protocol.version >= 2 else [])
     policies = [*references, *(str(p) for p in zoo_models(config.zoo))]
-    # all at once on one pool (a track's map drawn once for every model; the references come first,
-    # so they are complete when the others' results use them)
+    # all at once on one pool: a track's map is drawn once for every model, and every rollout ends
+    # before the first results, so the references are complete when the others' results read them
     evaluate_many([EvaluateConfig(policy=policy, name=Path(policy).name, protocol=config.protocol,
                                   profile=config.profile, workers=config.workers, progress=config.progress)
                    for policy in policies])
