@@ -258,6 +258,10 @@ def _run_items(items: list[_Item]) -> list[tuple[int, list[EpisodeRecord]]]:
     return [(tag, _run_group(spec, g, threshold, hz)) for tag, spec, g, threshold, hz in items]
 
 
+LAST_TRACKS_PER_WORKER = 2
+"""The tracks that come last, this many per worker, go out in small tasks so that the workers finish together."""
+
+
 def bundles_of(groups: list[list[EvalEpisode]], workers: int) -> list[list[list[EvalEpisode]]]:
     """The groups as the workers' tasks: consecutive groups of one track together (the track's map, drawn
     by the first, is cached for the rest; with one episode per track and condition, as in v2, a task per
@@ -270,7 +274,7 @@ def bundles_of(groups: list[list[EvalEpisode]], workers: int) -> list[list[list[
     for g in groups:
         by_track.setdefault((g[0].track, g[0].track_seed), []).append(g)
     tracks = list(by_track.values())
-    split = max(0, len(tracks) - 2 * max(1, workers))
+    split = max(0, len(tracks) - LAST_TRACKS_PER_WORKER * max(1, workers))
     return [gs[i: i + most] for gs in tracks[:split] for i in range(0, len(gs), most)] + \
         [[g] for gs in tracks[split:] for g in gs]
 
@@ -317,15 +321,24 @@ def evaluate(config: EvaluateConfig, on_group: Callable[[list[EpisodeRecord]], N
 
     One evaluation at a time writes a results folder: a second one into the same folder fails at
     once with EvaluationError (the lock is the folder's `.lock`, released when the process ends)."""
+    with _folder(config) as (protocol, spec, out):
+        return _evaluate(config, protocol, spec, out, on_group)
+
+
+@contextlib.contextmanager
+def _folder(config: EvaluateConfig):
+    """(protocol, policy spec, results folder) of an evaluation, the folder locked for the block;
+    FolderInUse when another evaluation holds it."""
     protocol = load_protocol(config.protocol)
     spec = policy_spec(config.policy, config.name)
     out = Path(config.out) if config.out else default_out(protocol.name, config.profile, spec.name)
     out.mkdir(parents=True, exist_ok=True)
-    try:
-        with exclusive_lock(out / ".lock", wait=False, what=f"the results folder {out}"):
-            return _evaluate(config, protocol, spec, out, on_group)
-    except LockedError as exc:
-        raise FolderInUse(str(exc)) from None
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(out / ".lock", wait=False, what=f"the results folder {out}"))
+        except LockedError as exc:
+            raise FolderInUse(str(exc)) from None
+        yield protocol, spec, out
 
 
 @dataclass
@@ -409,14 +422,7 @@ def evaluate_many(configs: Sequence[EvaluateConfig]) -> list[Results]:
     with contextlib.ExitStack() as stack:
         runs = []
         for config in configs:
-            protocol = load_protocol(config.protocol)
-            spec = policy_spec(config.policy, config.name)
-            out = Path(config.out) if config.out else default_out(protocol.name, config.profile, spec.name)
-            out.mkdir(parents=True, exist_ok=True)
-            try:
-                stack.enter_context(exclusive_lock(out / ".lock", wait=False, what=f"the results folder {out}"))
-            except LockedError as exc:
-                raise FolderInUse(str(exc)) from None
+            protocol, spec, out = stack.enter_context(_folder(config))
             runs.append(_start(config, protocol, spec, out))
         total = sum(len(r.episodes) for r in runs)
         bar = tqdm(total=total, initial=sum(len(r.records) for r in runs), unit="episode", dynamic_ncols=True,
@@ -445,7 +451,7 @@ def shared_tasks(runs: Sequence[_Pending], workers: int) -> list[list[_Item]]:
         for g in run.todo:
             by_track.setdefault((g[0].track, g[0].track_seed), []).append((tag, run.spec, g, threshold, hz))
     tracks = list(by_track.values())
-    split = max(0, len(tracks) - 2 * workers)
+    split = max(0, len(tracks) - LAST_TRACKS_PER_WORKER * max(1, workers))
     tasks = tracks[:split]
     for items in tracks[split:]:
         for tag in dict.fromkeys(item[0] for item in items):
